@@ -1,0 +1,38 @@
+# clipstore — quick start: `make demo` runs the main job, `make test` runs the tests.
+# Each target creates .venv itself with a Python >= 3.12 (zarr 3.4 needs it).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Find an interpreter: python3.13/python3.12 on PATH that really runs, else pyenv's, else stop.
+PYTHON ?= $(shell for p in python3.13 python3.12; do $$p -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && { command -v $$p; exit 0; }; done; \
+  if command -v pyenv >/dev/null 2>&1; then for v in $$(pyenv versions --bare 2>/dev/null | grep -E '^3\.1[23]\.[0-9]+$$' | sort -rV); do r=$$(pyenv root)/versions/$$v/bin/python3; [ -x $$r ] && { echo $$r; exit 0; }; done; fi; \
+  python3 -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && command -v python3)
+EXTRAS ?= tf,test
+
+.PHONY: help venv demo test bench lint clean
+help:
+	@echo "make demo   simulate a cohort, build a store, train, evaluate (built-in defaults)"
+	@echo "make test   run the test suite"
+	@echo "make bench  run every benchmark in bench/ (writes bench/results/*.json)"
+
+$(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "error: clipstore needs Python >= 3.12 (zarr 3.4 requires it). Install python3.12 or python3.13 (or pyenv install 3.12), or pass PYTHON=/path/to/python3.12." >&2; exit 2; fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+venv: $(VENV)/.installed-$(subst ,,$(EXTRAS))
+
+demo: venv
+	$(VENV)/bin/clipstore demo $(DEMO_ARGS)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: EXTRAS = tf,test,bench
+bench: venv
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,82 @@
+"""`clipstore` command line. Subcommands live next to the code they drive and load lazily,
+so `clipstore --help` stays fast (TensorFlow is imported only by the commands that train).
+
+Exit codes: 0 ok, 1 unexpected failure, 2 bad input (a one-paragraph message on stderr).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from .errors import InputError
+
+# name -> "module:attribute" of a click.Command; help text is read from the command itself.
+COMMANDS = {
+    "simulate": "clipstore.simulate.cli:simulate",
+    "build": "clipstore.build_cli:build",
+    "info": "clipstore.build_cli:info",
+    "validate": "clipstore.build_cli:validate",
+    "train": "trainer.cli:train",
+    "predict": "trainer.cli:predict",
+    "evaluate": "evaluation.cli:evaluate",
+    "score": "evaluation.cli:score",
+    "demo": "clipstore.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clipstore")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or info messages.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """clipstore: personal-genome Zarr stores for sequence-to-function models.
+
+    \b
+    Typical flow:
+      clipstore simulate sim/                 # or bring FASTA + VCF + bigWigs + peaks
+      clipstore build sim/build.yaml -o store.zarr
+      clipstore info store.zarr
+      clipstore train train.yaml
+      clipstore evaluate ...
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def is_quiet() -> bool:
+    """Whether progress bars should stay hidden (set by the group's --quiet)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except InputError as e:
+        click.echo(f"error: {e.message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,145 @@
+"""Build configuration: one YAML file (safe-loaded), every option also a CLI flag.
+
+Example (`clipstore simulate` writes one like it next to its files):
+
+    reference: reference.fa.gz          # FASTA, plain or bgzipped (+ .fai/.gzi)
+    variants: cohort.vcf.gz             # phased VCF/BCF, indexed; omit for a reference-only store
+    libraries: libraries.tsv            # TSV: library, individual, plus, minus (bigWig paths)
+    peaks: peaks.bed.gz                 # BED/narrowPeak/PINTS; strand column → divergent pairs
+    input_length: 1000
+    max_jitter: 250
+    output_length: 500
+    divergent_distance: 200
+    folds: null                         # CSV chrom,fold; null = CLIPNET's map
+    contig_aliases: {}                  # e.g. {"22": "chr22"}: names in any input → FASTA names
+    shard_loci: 128
+
+Relative paths resolve against the config file's folder, so a config travels with its data.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+from .schema import DEFAULT_SHARD_LOCI
+
+
+@dataclass(frozen=True)
+class Library:
+    id: str
+    individual: str
+    plus: str
+    minus: str
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    reference: str
+    peaks: str
+    libraries: tuple[Library, ...]
+    variants: str | None = None
+    input_length: int = 1000
+    max_jitter: int = 250
+    output_length: int = 500
+    divergent_distance: int = 200
+    folds: str | None = None
+    contig_aliases: dict[str, str] = field(default_factory=dict)
+    shard_loci: int = DEFAULT_SHARD_LOCI
+
+    @property
+    def window(self) -> int:
+        return self.input_length + 2 * self.max_jitter
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form recorded in the store (paths only: no credentials ever live here)."""
+        d = dataclasses.asdict(self)
+        d["libraries"] = [dataclasses.asdict(lib) for lib in self.libraries]
+        return d
+
+    def replace(self, **changes: Any) -> "BuildConfig":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _is_url(p: str) -> bool:
+    return "://" in p
+
+
+def _resolve(p: str | None, base: Path) -> str | None:
+    if p is None or _is_url(p) or Path(p).is_absolute():
+        return p
+    return str((base / p).resolve())
+
+
+def read_library_table(path: str, base: Path) -> tuple[Library, ...]:
+    """TSV with a header: library, individual, plus, minus (paths relative to the table)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise InputError("library table not found", file=path,
+                         hint="give a TSV with columns library, individual, plus, minus")
+    rows = [ln.split("\t") for ln in lines if ln.strip() and not ln.startswith("#")]
+    if not rows:
+        raise InputError("library table is empty", file=path)
+    header = [h.strip().lower() for h in rows[0]]
+    want = ["library", "individual", "plus", "minus"]
+    if header[:4] != want:
+        raise InputError(f"expected header {want}, found {header}", file=path, record="line 1")
+    libs = []
+    for i, r in enumerate(rows[1:], start=2):
+        if len(r) < 4:
+            raise InputError(f"expected 4 tab-separated columns, found {len(r)}", file=path,
+                             record=f"line {i}")
+        libs.append(Library(r[0].strip(), r[1].strip(), _resolve(r[2].strip(), base),
+                            _resolve(r[3].strip(), base)))
+    return tuple(libs)
+
+
+def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
+    """Read and check a build YAML; `overrides` (from CLI flags) win over the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise InputError("config file not found", file=str(path))
+    except yaml.YAMLError as e:
+        raise InputError(f"not valid YAML ({e})", file=str(path))
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of options at the top level", file=str(path))
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in dataclasses.fields(BuildConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise InputError(f"unknown option(s) {sorted(unknown)}", file=str(path),
+                         hint=f"known options: {sorted(known)}")
+    for key in ("reference", "peaks", "libraries"):
+        if key not in raw:
+            raise InputError(f"missing required option '{key}'", file=str(path))
+    base = path.parent.resolve()
+    libs = raw["libraries"]
+    if isinstance(libs, str):
+        libs = read_library_table(_resolve(libs, base), Path(_resolve(libs, base)).parent)
+    else:
+        try:
+            libs = tuple(Library(str(d["id"]), str(d["individual"]), _resolve(d["plus"], base),
+                                 _resolve(d["minus"], base)) for d in libs)
+        except (KeyError, TypeError):
+            raise InputError("each library needs id, individual, plus, minus", file=str(path),
+                             record="libraries")
+    raw["libraries"] = libs
+    for key in ("reference", "peaks", "variants", "folds"):
+        raw[key] = _resolve(raw.get(key), base)
+    raw["contig_aliases"] = {str(k): str(v) for k, v in (raw.get("contig_aliases") or {}).items()}
+    cfg = BuildConfig(**raw)
+    if cfg.output_length > cfg.input_length or min(cfg.input_length, cfg.output_length) <= 0:
+        raise InputError("need 0 < output_length <= input_length", file=str(path))
+    ids = [lib.id for lib in cfg.libraries]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise InputError(f"duplicated library id(s) {dup}", file=str(path), record="libraries",
+                         hint="every library needs a unique id")
+    return cfg

@@ -1,0 +1,27 @@
+"""One exception type for bad input, so the CLI can print one clear paragraph and exit non-zero."""
+from __future__ import annotations
+
+
+class InputError(Exception):
+    """Bad user input: says which file, which record, what was expected and what to do."""
+
+    def __init__(self, what: str, *, file: str | None = None, record: str | None = None,
+                 hint: str | None = None):
+        self.what, self.file, self.record, self.hint = what, file, record, hint
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(f"{self.file}:")
+        if self.record:
+            parts.append(f"{self.record}:")
+        parts.append(self.what)
+        text = " ".join(parts)
+        if self.hint:
+            text += f" — {self.hint}"
+        return text
+
+
+class IncompleteStoreError(InputError):
+    """A store whose build has not finished; readers refuse it rather than serve partial data."""

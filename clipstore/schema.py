@@ -1,0 +1,179 @@
+"""The store schema, written down once: names, dims, dtypes, chunking and attributes.
+
+A clipstore store is a Zarr v3 group that `xarray.open_zarr` opens with no help. Everything
+that knows a chunk shape or an attribute key imports it from here.
+
+Layout (W = input_length + 2 * max_jitter, the stored window):
+
+    sequence   (individual, locus, position, base)  uint8   two-hot of each individual's genome
+    reference  (locus, position, base)              uint8   one-hot of the reference
+    signal     (library, locus, position, strand)   float32 counts as read from the bigWigs (>= 0)
+
+Chunks are locus-major: one chunk holds one locus for all individuals (or libraries), one shard
+holds `shard_loci` consecutive loci. The build writes whole shards only (dask partial-shard
+writes were measured to corrupt data), readers read whole loci.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from .errors import IncompleteStoreError, InputError
+
+SCHEMA_VERSION = 1
+ATTRS_KEY = "clipstore"  # root attribute holding the StoreInfo dict below
+
+BASES = ("A", "C", "G", "T")
+STRANDS = ("+", "-")
+
+# data variables
+SEQUENCE, REFERENCE, SIGNAL = "sequence", "reference", "signal"
+DIMS: dict[str, tuple[str, ...]] = {
+    SEQUENCE: ("individual", "locus", "position", "base"),
+    REFERENCE: ("locus", "position", "base"),
+    SIGNAL: ("library", "locus", "position", "strand"),
+}
+DTYPES = {SEQUENCE: np.uint8, REFERENCE: np.uint8, SIGNAL: np.float32}
+
+# coordinate variables: name -> (dim, dtype). Strings are fixed-width unicode (no object dtype).
+LOCUS_COORDS: dict[str, tuple[str, str]] = {
+    "locus_id": ("locus", "<U64"),      # stable id mapping back to the input peak record(s)
+    "chrom": ("locus", "<U32"),         # contig name as in the reference FASTA
+    "start": ("locus", "int64"),        # 0-based start of the stored window
+    "end": ("locus", "int64"),          # exclusive end of the stored window
+    "centre": ("locus", "int64"),       # 0-based centre (start + W // 2)
+    "fold": ("locus", "int8"),          # chromosome fold, -1 where the fold map has none
+}
+LIBRARY_COORDS: dict[str, tuple[str, str]] = {
+    "library_id": ("library", "<U64"),
+    "library_individual": ("library", "int32"),    # index into the individual dim
+    "total_counts": ("library", "float64"),        # sum of |counts| over both strands, for RPM
+}
+INDIVIDUAL_COORDS: dict[str, tuple[str, str]] = {"individual_id": ("individual", "<U64")}
+LABEL_COORDS: dict[str, tuple[str, str]] = {"base": ("base", "<U1"), "strand": ("strand", "<U1")}
+ALL_COORDS = {**LOCUS_COORDS, **LIBRARY_COORDS, **INDIVIDUAL_COORDS, **LABEL_COORDS}
+
+DEFAULT_SHARD_LOCI = 128
+
+
+def compressor() -> BloscCodec:
+    """blosc-zstd with bitshuffle: two-hot sequence costs ~15 B per (individual, locus) on disk."""
+    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What the root attribute `clipstore` holds; readers trust these numbers."""
+
+    input_length: int
+    max_jitter: int
+    output_length: int
+    shard_loci: int = DEFAULT_SHARD_LOCI
+    complete: bool = False
+    reference_only: bool = False
+    schema_version: int = SCHEMA_VERSION
+    skipped: Mapping[str, int] | None = None     # e.g. {"indels": 12, "multiallelic": 3, ...}
+    build_config: Mapping[str, Any] | None = None
+    clipstore_version: str | None = None
+
+    @property
+    def window(self) -> int:
+        return self.input_length + 2 * self.max_jitter
+
+    def to_attrs(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["window"] = self.window
+        d["skipped"] = dict(self.skipped or {})
+        d["build_config"] = dict(self.build_config or {})
+        return d
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> "StoreInfo":
+        return cls(**{k: attrs[k] for k in cls.__dataclass_fields__ if k in attrs})
+
+
+def _create(group: zarr.Group, name: str, shape, dtype, dims, chunks=None, shards=None,
+            attributes=None) -> zarr.Array:
+    return group.create_array(
+        name, shape=shape, dtype=dtype, chunks=chunks if chunks is not None else shape,
+        shards=shards, compressors=[compressor()], dimension_names=list(dims), fill_value=0,
+        attributes=attributes or {})
+
+
+def create_store(url: str, *, n_loci: int, individuals: list[str], libraries: list[str],
+                 library_individual: np.ndarray, info: StoreInfo,
+                 storage_options: dict | None = None, overwrite: bool = False) -> zarr.Group:
+    """Create an empty store with every array laid out; the build fills it shard by shard.
+
+    Coordinate values are written by the caller (`write_coords`); `complete` stays False until
+    `mark_complete` so that a killed build never looks finished.
+    """
+    root = zarr.open_group(url, mode="w" if overwrite else "w-", zarr_format=3,
+                           storage_options=storage_options)
+    W, S = info.window, info.shard_loci
+    n_ind, n_lib = len(individuals), len(libraries)
+    coords = " ".join(LOCUS_COORDS)
+    _create(root, SEQUENCE, (n_ind, n_loci, W, 4), DTYPES[SEQUENCE], DIMS[SEQUENCE],
+            chunks=(n_ind, 1, W, 4), shards=(n_ind, S, W, 4),
+            attributes={"coordinates": coords + " individual_id", "encoding": "two-hot ACGT"})
+    _create(root, REFERENCE, (n_loci, W, 4), DTYPES[REFERENCE], DIMS[REFERENCE],
+            chunks=(1, W, 4), shards=(S, W, 4),
+            attributes={"coordinates": coords, "encoding": "one-hot ACGT"})
+    _create(root, SIGNAL, (n_lib, n_loci, W, 2), DTYPES[SIGNAL], DIMS[SIGNAL],
+            chunks=(n_lib, 1, W, 2), shards=(n_lib, S, W, 2),
+            attributes={"coordinates": coords + " " + " ".join(LIBRARY_COORDS),
+                        "units": "counts"})
+    sizes = {"locus": n_loci, "individual": n_ind, "library": n_lib, "base": 4, "strand": 2}
+    for name, (dim, dtype) in ALL_COORDS.items():
+        _create(root, name, (sizes[dim],), dtype, (dim,))
+    root["base"][:] = np.array(BASES)
+    root["strand"][:] = np.array(STRANDS)
+    root["individual_id"][:] = np.asarray(individuals, dtype="<U64")
+    root["library_id"][:] = np.asarray(libraries, dtype="<U64")
+    root["library_individual"][:] = np.asarray(library_individual, dtype=np.int32)
+    root.attrs[ATTRS_KEY] = info.to_attrs()
+    return root
+
+
+def n_shards(n_loci: int, shard_loci: int) -> int:
+    return -(-n_loci // shard_loci)
+
+
+def shard_slice(i: int, n_loci: int, shard_loci: int) -> slice:
+    """Loci of shard i: the unit a build task writes and a resumed build skips."""
+    return slice(i * shard_loci, min((i + 1) * shard_loci, n_loci))
+
+
+def store_info(root: zarr.Group) -> StoreInfo:
+    try:
+        return StoreInfo.from_attrs(root.attrs[ATTRS_KEY])
+    except KeyError:
+        raise InputError("not a clipstore store (no 'clipstore' attribute on the root group)",
+                         file=str(root.store), hint="build one with `clipstore build CONFIG.yaml`")
+
+
+def mark_complete(root: zarr.Group, **updates: Any) -> None:
+    """The last write of a build: flips `complete` (and records final counts) in one attribute."""
+    attrs = dict(root.attrs[ATTRS_KEY])
+    attrs.update(updates, complete=True)
+    root.attrs[ATTRS_KEY] = attrs
+
+
+def open_store(url: str, *, storage_options: dict | None = None, mode: str = "r",
+               require_complete: bool = True) -> zarr.Group:
+    """Open a store; by default refuse one whose build never finished."""
+    try:
+        root = zarr.open_group(url, mode=mode, zarr_format=3, storage_options=storage_options)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        raise InputError("no clipstore store here", file=url,
+                         hint="check the path, or build one with `clipstore build CONFIG.yaml`")
+    info = store_info(root)
+    if require_complete and not info.complete:
+        raise IncompleteStoreError(
+            "this store's build did not finish, so it may hold partial data", file=url,
+            hint="rerun the same `clipstore build` command to resume it")
+    return root
