@@ -1,0 +1,53 @@
+"""Shared plumbing for bench/*.py: one flat JSON of named figures per benchmark, plus a table.
+
+Every benchmark runs with one command (`python bench/NAME.py`, or `make bench` for all), prints a
+table and writes `bench/results/NAME.json` with `machine`, `date` and `commit` beside its figures.
+Speed goals are ratios against a baseline measured in the same run: these machines are shared.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import subprocess
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WORK = Path(__file__).resolve().parent / "work"   # scratch data, git-ignored
+
+
+def machine() -> str:
+    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and its waited-for children), in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def report(name: str, figures: dict[str, float | int | str | None]) -> Path:
+    """Print figures as a two-column table and write bench/results/NAME.json."""
+    out = {**figures, "machine": machine(),
+           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "commit": commit()}
+    width = max(len(k) for k in out)
+    print(f"\n{name}")
+    for k, v in out.items():
+        shown = f"{v:,.3f}" if isinstance(v, float) else str(v)
+        print(f"  {k:<{width}}  {shown}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return path

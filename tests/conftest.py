@@ -1,0 +1,38 @@
+"""Session fixtures shared by the whole suite: one small simulated cohort and one store built
+from it, so that every test reads real files and a real Zarr store (built once, read many times).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def real_data(*parts: str) -> Path:
+    """Path under ../shared/data/real, or skip the test with a clear reason when it is absent."""
+    p = REAL.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real test data not present at {p} (it lives beside the repo, not in it)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def sim(tmp_path_factory):
+    """A small seeded cohort in the real file formats (clipstore simulate defaults)."""
+    from clipstore.simulate import simulate
+
+    return simulate(tmp_path_factory.mktemp("sim") / "cohort", seed=0)
+
+
+@pytest.fixture(scope="session")
+def store(sim, tmp_path_factory) -> str:
+    """A complete store built from `sim` (read-only for tests: copy it before mutating)."""
+    from clipstore.build import build
+
+    out = str(tmp_path_factory.mktemp("store") / "store.zarr")
+    build(sim.config, out, workers=1, quiet=True)
+    return out
