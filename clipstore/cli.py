@@ -13,17 +13,17 @@ import click
 
 from .errors import InputError
 
-# name -> "module:attribute" of a click.Command; help text is read from the command itself.
+# name -> ("module:attribute" of a click.Command, one-line help shown without importing it).
 COMMANDS = {
-    "simulate": "clipstore.simulate.cli:simulate",
-    "build": "clipstore.build_cli:build",
-    "info": "clipstore.build_cli:info",
-    "validate": "clipstore.build_cli:validate",
-    "train": "trainer.cli:train",
-    "predict": "trainer.cli:predict",
-    "evaluate": "evaluation.cli:evaluate",
-    "score": "evaluation.cli:score",
-    "demo": "clipstore.demo:demo",
+    "simulate": ("clipstore.simulate.cli:simulate", "Write a seeded synthetic cohort in real file formats."),
+    "build": ("clipstore.build_cli:build", "Turn FASTA + VCF + bigWigs + peaks into one Zarr store."),
+    "info": ("clipstore.build_cli:info", "Summarise a store: dims, folds, skipped counts, size."),
+    "validate": ("clipstore.build_cli:validate", "Re-check a store against its input files."),
+    "train": ("trainer.cli:train", "Train a model (or ensemble, subsampled, masked runs) from a config."),
+    "predict": ("trainer.cli:predict", "Predict profiles and quantities with a model or ensemble."),
+    "evaluate": ("evaluation.cli:evaluate", "Score predictions: cross-loci, QTLs, MPRA, reports."),
+    "score": ("evaluation.cli:score", "Score variant effects for a SNP list with a model."),
+    "demo": ("clipstore.demo:demo", "Simulate, build, train and evaluate end to end on defaults."),
 }
 
 
@@ -34,8 +34,12 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module, attr = COMMANDS[name].split(":")
+        module, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
