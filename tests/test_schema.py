@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import xarray as xr
+
+from clipstore import schema
+from clipstore.errors import IncompleteStoreError, InputError
+
+
+def _store(tmp_path):
+    info = schema.StoreInfo(input_length=20, max_jitter=5, output_length=10, shard_loci=4)
+    return schema.create_store(str(tmp_path / "s.zarr"), n_loci=10, individuals=["a", "b"],
+                               libraries=["l1", "l2", "l3"],
+                               library_individual=np.array([0, 0, 1]), info=info)
+
+
+def test_layout_opens_in_xarray_with_no_help(tmp_path):
+    root = _store(tmp_path)
+    assert root["sequence"].shards == (2, 4, 30, 4) and root["sequence"].chunks == (2, 1, 30, 4)
+    schema.mark_complete(root)
+    ds = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
+    assert ds["sequence"].dims == schema.DIMS["sequence"]
+    assert ds["signal"].dims == schema.DIMS["signal"]
+    assert "chrom" in ds.coords and "library_id" in ds.coords
+    assert list(ds["base"].values) == list("ACGT")
+    for v in ds.variables.values():
+        assert v.dtype != object or v.name in schema.ALL_COORDS  # strings decode to str in memory
+    for name in schema.DIMS:
+        assert root[name].dtype != np.dtype(object)
+
+
+def test_incomplete_store_is_refused(tmp_path):
+    root = _store(tmp_path)
+    with pytest.raises(IncompleteStoreError, match="did not finish"):
+        schema.open_store(str(tmp_path / "s.zarr"))
+    schema.mark_complete(root, skipped={"indels": 3})
+    info = schema.store_info(schema.open_store(str(tmp_path / "s.zarr")))
+    assert info.complete and info.skipped == {"indels": 3} and info.window == 30
+
+
+def test_not_a_store(tmp_path):
+    with pytest.raises(InputError):
+        schema.open_store(str(tmp_path / "nothing.zarr"))
+
+
+def test_shard_slices_cover_every_locus_once():
+    covered = [i for s in range(schema.n_shards(10, 4)) for i in range(10)[schema.shard_slice(s, 10, 4)]]
+    assert covered == list(range(10))
