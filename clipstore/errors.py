@@ -10,6 +10,10 @@ class InputError(Exception):
         self.what, self.file, self.record, self.hint = what, file, record, hint
         super().__init__(self.message())
 
+    def __reduce__(self):
+        # keep file/record/hint when the error crosses a process boundary (dask workers)
+        return (_rebuild, (type(self), self.what, self.file, self.record, self.hint))
+
     def message(self) -> str:
         parts = []
         if self.file:
@@ -21,6 +25,10 @@ class InputError(Exception):
         if self.hint:
             text += f" — {self.hint}"
         return text
+
+
+def _rebuild(cls, what, file, record, hint):
+    return cls(what, file=file, record=record, hint=hint)
 
 
 class IncompleteStoreError(InputError):

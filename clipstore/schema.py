@@ -61,8 +61,13 @@ DEFAULT_SHARD_LOCI = 128
 
 
 def compressor() -> BloscCodec:
-    """blosc-zstd with bitshuffle: two-hot sequence costs ~15 B per (individual, locus) on disk."""
-    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+    """blosc-zstd with bitshuffle: two-hot sequence costs ~15 B per (individual, locus) on disk.
+
+    One blosc block per chunk (blocksize 1 MiB ≥ a locus chunk): zstd then sees all individuals
+    of a locus together and stores the shared reference once. With blosc's automatic (smaller)
+    blocks, each block re-encodes it: 33 vs 15 B per example on real 1000 Genomes chr22.
+    """
+    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", blocksize=2**20)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,123 @@
+"""Build throughput (1 vs 2 workers), peak memory and bytes on disk per example.
+
+    python bench/build.py [--loci 8000] [--individuals 58] [--replicates 9]
+
+A seeded cohort of realistic shape (58 individuals + 9 isogenic replicates = 67 libraries,
+W = 1500 bp, ~92 % zero tracks, a few SNPs per window) is written once under bench/work/build
+(clipstore.simulate when present, else the test writer), then built in fresh subprocesses with
+1 and 2 workers. examples = (library, locus) pairs. Other engineers share this 2-core machine,
+so the 2-worker speedup is a lower bound.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.common import WORK, report  # noqa: E402
+
+CHILD = """
+import json, os, re, resource, sys, time
+from clipstore.build import build
+load = os.getloadavg()[0]
+t = time.perf_counter()
+s = build(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]), quiet=True)
+hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) * 1024
+cpu = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                            resource.getrusage(resource.RUSAGE_CHILDREN)))
+print(json.dumps({"seconds": time.perf_counter() - t, "examples": s.n_libraries * s.n_loci,
+                  "n_individuals": s.n_individuals, "n_loci": s.n_loci,
+                  "n_libraries": s.n_libraries, "rss": hwm, "cpu": cpu, "load": load}))
+"""
+
+
+def du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def real_chr22(work: Path) -> dict:
+    """Bytes per example on real data: 1000 Genomes genotypes (58 individuals) and a real
+    TSS-capture track over hg19 chr22:20.0–20.1 Mb, loci every 500 bp. Empty when absent."""
+    import cyvcf2
+    import pysam
+    import yaml
+    from clipstore.build import build
+    real = ROOT.parent / "shared" / "data" / "real" / "chr22_hg19"
+    if not real.exists():
+        return {}
+    d = work / "real"
+    d.mkdir(parents=True, exist_ok=True)
+    if not (d / "phased.vcf.gz.tbi").exists():
+        shutil.copy(real / "22_20-21M.fa", d / "ref.fa")
+        shutil.copy(real / "beagle_test_chr22_PHASED_by_beagle5.4.vcf.gz", d / "phased.vcf.gz")
+        pysam.tabix_index(str(d / "phased.vcf.gz"), preset="vcf", force=True)
+    samples = cyvcf2.VCF(str(d / "phased.vcf.gz")).samples[:58]
+    (d / "peaks.bed").write_text("".join(f"chr22\t{c - 40}\t{c + 40}\n"
+                                         for c in range(20_001_000, 20_099_000, 500)))
+    out = {}
+    for name, libs in (("sequence", samples), ("signal", samples[:1])):
+        (d / f"{name}.tsv").write_text("library\tindividual\tplus\tminus\n" + "".join(
+            f"{s}\t{s}\t{real / 'pl.chr22.bw'}\t{real / 'mn.chr22.bw'}\n" for s in libs))
+        (d / f"{name}.yaml").write_text(yaml.safe_dump({
+            "reference": "ref.fa", "variants": "phased.vcf.gz", "peaks": "peaks.bed",
+            "libraries": f"{name}.tsv"}))
+        store = d / f"{name}.zarr"
+        shutil.rmtree(store, ignore_errors=True)
+        s = build(str(d / f"{name}.yaml"), str(store))
+        n = (s.n_individuals if name == "sequence" else s.n_libraries) * s.n_loci
+        out[f"bytes_per_{name}_example_real_chr22"] = du(store / name) / n
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loci", type=int, default=8000)
+    ap.add_argument("--individuals", type=int, default=58)
+    ap.add_argument("--replicates", type=int, default=9)
+    a = ap.parse_args()
+    work = WORK / "build"
+    inputs = work / f"inputs_{a.loci}_{a.individuals}_{a.replicates}"
+    if not (inputs / "build.yaml").exists():
+        from tests._build_inputs import write_cohort
+        per = a.loci // 2
+        write_cohort(inputs, n_individuals=a.individuals, replicates=a.replicates,
+                     loci_per_contig=per, input_length=1000, max_jitter=250, shard_loci=128,
+                     contigs={"chr1": per * 400, "chr2": per * 400}, variants_per_locus=5,
+                     realistic=True)
+    runs = {}
+    for workers in (1, 2):
+        out = work / f"store_{workers}.zarr"
+        shutil.rmtree(out, ignore_errors=True)
+        r = subprocess.run([sys.executable, "-c", CHILD, str(inputs / "build.yaml"), str(out),
+                            str(workers)], cwd=ROOT, capture_output=True, text=True)
+        if r.returncode:
+            sys.exit(r.stderr)
+        runs[workers] = json.loads(r.stdout.strip().splitlines()[-1])
+    one, two = runs[1], runs[2]
+    store = work / "store_1.zarr"
+    n_seq = one["n_individuals"] * one["n_loci"]
+    n_sig = one["n_libraries"] * one["n_loci"]
+    report("build", {
+        "n_loci": one["n_loci"], "n_individuals": one["n_individuals"],
+        "n_libraries": one["n_libraries"], "window": 1500,
+        "examples_per_s_1_worker": one["examples"] / one["seconds"],
+        "examples_per_s_2_workers": two["examples"] / two["seconds"],
+        "speedup_2_workers": one["seconds"] / two["seconds"],
+        "seconds_1_worker": one["seconds"], "seconds_2_workers": two["seconds"],
+        "cpu_seconds_1_worker": one["cpu"], "cpu_seconds_2_workers": two["cpu"],
+        "load_average_before_1_worker": one["load"], "load_average_before_2_workers": two["load"],
+        "peak_rss_mb": one["rss"] / 1e6,
+        "bytes_per_sequence_example": du(store / "sequence") / n_seq,
+        "bytes_per_signal_example": du(store / "signal") / n_sig,
+        "bytes_per_reference_locus": du(store / "reference") / one["n_loci"],
+        **real_chr22(work),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""Loader benchmark: clipstore tf.data vs an in-RAM ceiling, GenVarLoader, naive per-example reads,
+and the same reader over a loopback S3 (moto) server. One command:
+
+    .venv/bin/python bench/loader.py [--loci 20480] [--batches 1200]
+
+Store: 67 libraries (58 individuals + 9 isogenic replicates) x >= 20,000 loci, 1500 bp stored
+window (1000 input + 2 x 250 jitter), 500 bp output, batch 256, jitter and RC on. Synthetic data
+(random reference, sparse SNPs, ~92 % zero tracks) written through `schema.create_store`.
+GenVarLoader and the naive path read real FASTA/VCF/bigWig files written here for a subset of
+the loci (58 samples, plus/minus bigWigs); per-example rates do not depend on the locus count.
+Writes bench/results/loader.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bench.common import WORK, peak_rss_mb, report  # noqa: E402
+from clipstore import encoding  # noqa: E402
+from clipstore.reader import DEFAULT_POOL_LOCI, StoreDataset, _windows  # noqa: E402
+from tests._synthetic import synthetic_store  # noqa: E402
+
+N_IND, N_REP, L_IN, JIT, L_OUT, BATCH = 58, 9, 1000, 250, 500, 256
+W = L_IN + 2 * JIT
+
+
+def make_store(path: Path, n_loci: int, distinct: int = 16, reuse: bool = False) -> str:
+    if reuse and path.exists():
+        try:
+            ds = StoreDataset.open(str(path))
+            if len(ds.loci) == n_loci and len(ds.libraries) == N_IND + N_REP:
+                return str(path)
+        except Exception:
+            pass
+    if path.exists():
+        shutil.rmtree(path)
+    return synthetic_store(str(path), n_loci=n_loci, n_individuals=N_IND, replicates=N_REP,
+                           input_length=L_IN, max_jitter=JIT, output_length=L_OUT,
+                           shard_loci=128, seed=0, distinct_shards=distinct)
+
+
+def time_tf(ds: StoreDataset, n_batches: int, warmup: int | None = None) -> tuple[float, float, float]:
+    """Examples/s and MB/s (x + profile bytes) through tf.data in steady state, and the warm-up
+    seconds. Warm-up = the first (prefetch + 2) pools, whose fresh memory page-faults in (~3x
+    slower reads, once per process); by default that many batches are skipped."""
+    tfds = ds.to_tf(batch_size=BATCH, seed=0, epochs=None, drop_remainder=True)
+    if warmup is None:
+        warmup = -(-3 * DEFAULT_POOL_LOCI * len(ds.libraries) // BATCH)
+    it = iter(tfds)
+    t = time.perf_counter()
+    for _ in range(warmup):
+        next(it)
+    warm_s = time.perf_counter() - t
+    t, nbytes = time.perf_counter(), 0
+    for _ in range(n_batches):
+        x, y = next(it)
+        nbytes += x.shape[0] * x.shape[1] * 4 + y["profile"].shape[0] * y["profile"].shape[1] * 4
+    dt = time.perf_counter() - t
+    return n_batches * BATCH / dt, nbytes / dt / 1e6, warm_s
+
+
+def distinct_loci_min(ds: StoreDataset, n: int = 400) -> int:
+    out = []
+    for i, b in enumerate(ds.batches(BATCH, seed=0, drop_remainder=True)):
+        out.append(len(np.unique(b.locus)))
+        if i + 1 >= n:
+            break
+    return int(min(out))
+
+
+def time_ceiling(n_batches: int, pool_loci: int = 512) -> float:
+    """Same batch shape/augmentation gathered from dense arrays already in RAM (numpy only)."""
+    rng = np.random.default_rng(0)
+    seq = rng.integers(0, 3, (pool_loci, N_IND, W, 4), dtype=np.uint8)
+    sig = rng.random((pool_loci, N_IND + N_REP, L_OUT + 2 * JIT, 2), dtype=np.float32)
+    ind = np.concatenate([np.arange(N_IND), np.arange(N_REP)])
+    t = time.perf_counter()
+    for _ in range(n_batches):
+        loc = rng.integers(0, pool_loci, BATCH)
+        lib = rng.integers(0, N_IND + N_REP, BATCH)
+        off = rng.integers(0, 2 * JIT + 1, BATCH)
+        rc = rng.random(BATCH) < 0.5
+        x = _windows(seq, loc, ind[lib], off, L_IN)
+        y = _windows(sig, loc, lib, off, L_OUT)
+        x[rc] = x[rc, ::-1, ::-1]
+        y[rc] = y[rc, ::-1, ::-1]
+        p = np.ascontiguousarray(y.transpose(0, 2, 1)).reshape(BATCH, -1)
+        p.sum(1)
+    return n_batches * BATCH / (time.perf_counter() - t)
+
+
+# ---- input files for the per-example baselines ----------------------------------------------
+def write_inputs(d: Path, n_loci: int, seed: int = 1) -> dict:
+    """FASTA + bgzipped VCF (58 samples, SNPs) + plus/minus bigWigs per sample + BED of windows."""
+    import pyBigWig
+    import pysam
+
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    gap = 2000
+    clen = n_loci * gap + gap
+    seq = np.array(list("ACGT"))[rng.integers(0, 4, clen)]
+    fa = d / "ref.fa"
+    s = "".join(seq)
+    fa.write_text(">chr1\n" + "\n".join(s[i:i + 80] for i in range(0, clen, 80)) + "\n")
+    samples = [f"ind{i:03d}" for i in range(N_IND)]
+    # ~1 segregating SNP per 150 bp across 58 people (1000 Genomes-like), mostly rare
+    pos = np.unique(rng.integers(gap // 2, clen - gap // 2, clen // 150))
+    lines = ["##fileformat=VCFv4.2", f"##contig=<ID=chr1,length={clen}>",
+             '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(samples)]
+    gts = np.array(["0|0", "0|1", "1|0", "1|1"])
+    for p in pos:
+        ref = s[p - 1]
+        alt = "ACGT"[("ACGT".index(ref) + rng.integers(1, 4)) % 4]
+        af = min(rng.beta(0.3, 2.0), 0.99)
+        g = gts[rng.choice(4, N_IND, p=[(1 - af) ** 2, af * (1 - af), af * (1 - af), af ** 2])]
+        lines.append(f"chr1\t{p}\t.\t{ref}\t{alt}\t.\tPASS\t.\tGT\t" + "\t".join(g))
+    vcf = d / "cohort.vcf"
+    vcf.write_text("\n".join(lines) + "\n")
+    pysam.tabix_compress(str(vcf), str(vcf) + ".gz", force=True)
+    pysam.tabix_index(str(vcf) + ".gz", preset="vcf", force=True, csi=True)
+    starts = gap + np.arange(n_loci) * gap - W // 2
+    bws = {}
+    for smp in samples:
+        for strand in ("plus", "minus"):
+            path = d / f"{smp}.{strand}.bw"
+            bw = pyBigWig.open(str(path), "w")
+            bw.addHeader([("chr1", clen)])
+            nz = np.unique(rng.integers(0, clen, clen // 12))
+            bw.addEntries("chr1", nz.astype(np.int64),
+                          values=rng.integers(1, 20, len(nz)).astype(np.float64), span=1)
+            bw.close()
+            bws[(smp, strand)] = str(path)
+    bed = d / "windows.bed"
+    ctr = starts + W // 2
+    bed.write_text("".join(f"chr1\t{c - L_IN // 2}\t{c + L_IN // 2}\n" for c in ctr))
+    return {"fasta": str(fa), "vcf": str(vcf) + ".gz", "bigwigs": bws, "bed": str(bed),
+            "samples": samples, "centres": ctr}
+
+
+def time_naive(f: dict, n_examples: int = 1500) -> float:
+    """CLIPNET-style: per example pyfaidx window + cyvcf2 genotypes + pyBigWig values."""
+    import cyvcf2
+    import pyBigWig
+    import pyfaidx
+
+    fa = pyfaidx.Fasta(f["fasta"])
+    vcf = cyvcf2.VCF(f["vcf"])
+    sidx = {s: i for i, s in enumerate(vcf.samples)}
+    bw = {k: pyBigWig.open(v) for k, v in f["bigwigs"].items()}
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for _ in range(n_examples):
+        c = int(rng.choice(f["centres"]))
+        smp = f["samples"][rng.integers(len(f["samples"]))]
+        d = int(rng.integers(-JIT, JIT + 1))
+        s0 = c - L_IN // 2 + d
+        ref = str(fa["chr1"][s0:s0 + L_IN]).upper()
+        h1, h2 = bytearray(ref.encode()), bytearray(ref.encode())
+        i = sidx[smp]
+        for v in vcf(f"chr1:{s0 + 1}-{s0 + L_IN}"):
+            a, b, _ = v.genotypes[i]
+            k = v.POS - 1 - s0
+            if a == 1:
+                h1[k] = ord(v.ALT[0])
+            if b == 1:
+                h2[k] = ord(v.ALT[0])
+        x = encoding.two_hot(bytes(h1), bytes(h2))
+        o0 = s0 + (L_IN - L_OUT) // 2
+        y = np.stack([np.nan_to_num(np.asarray(bw[(smp, st)].values("chr1", o0, o0 + L_OUT)))
+                      for st in ("plus", "minus")], -1).astype(np.float32)
+        if rng.random() < 0.5:
+            x, y = encoding.reverse_complement(x), encoding.reverse_complement_track(y)
+    return n_examples / (time.perf_counter() - t)
+
+
+def time_genvarloader(f: dict, d: Path, n_batches: int) -> float:
+    """GenVarLoader: its write, then its batched array indexing ds[regions, samples] (no torch)."""
+    import genvarloader as gvl
+    import polars as pl
+
+    out = d / "gvl"
+    bed = pl.read_csv(f["bed"], separator="\t", has_header=False,
+                      new_columns=["chrom", "chromStart", "chromEnd"])
+    tracks = [gvl.BigWigs(st, {s: f["bigwigs"][(s, st)] for s in f["samples"]})
+              for st in ("plus", "minus")]
+    from genoray import VCF
+
+    gvl.write(out, bed, variants=VCF(f["vcf"]), tracks=tracks, max_jitter=JIT, overwrite=True)
+    ds = gvl.Dataset.open(out, reference=f["fasta"], jitter=JIT, rng=0, deterministic=False)
+    ds = ds.with_len(L_IN)
+    rng = np.random.default_rng(0)
+    n_reg, n_smp = ds.n_regions, ds.n_samples
+    for _ in range(5):
+        ds[rng.integers(0, n_reg, BATCH), rng.integers(0, n_smp, BATCH)]
+    t = time.perf_counter()
+    for _ in range(n_batches):
+        ds[rng.integers(0, n_reg, BATCH), rng.integers(0, n_smp, BATCH)]
+    return n_batches * BATCH / (time.perf_counter() - t)
+
+
+def time_s3(store: str, n_batches: int) -> float:
+    """The same tf.data pipeline reading the store from a moto S3 server on 127.0.0.1."""
+    import boto3
+    import fsspec
+
+    with socket.socket() as sck:
+        sck.bind(("127.0.0.1", 0))
+        port = sck.getsockname()[1]
+    srv = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
+                            "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
+                     aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket="bench")
+        so = {"key": "test", "secret": "test",
+              "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        fsspec.filesystem("s3", **so).put(store, "bench/store.zarr", recursive=True)
+        ds = StoreDataset.open("s3://bench/store.zarr", storage_options=so).with_jitter(JIT).with_rc(True)
+        return time_tf(ds, n_batches)[0]
+    finally:
+        srv.terminate()
+        srv.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loci", type=int, default=20_480)
+    ap.add_argument("--batches", type=int, default=1200)
+    ap.add_argument("--s3-loci", type=int, default=1024)
+    ap.add_argument("--file-loci", type=int, default=2000)
+    ap.add_argument("--reuse", action="store_true", help="reuse bench/work stores if present")
+    a = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    fig: dict = {"n_loci": a.loci, "n_libraries": N_IND + N_REP, "batch_size": BATCH,
+                 "steady_batches": a.batches}
+
+    t = time.perf_counter()
+    store = make_store(WORK / "loader_store.zarr", a.loci, reuse=a.reuse)
+    fig["store_write_s"] = round(time.perf_counter() - t, 1)
+    ds = StoreDataset.open(store).with_jitter(JIT).with_rc(True)
+    (fig["clipstore_examples_per_s"], fig["clipstore_mb_per_s"],
+     fig["clipstore_warmup_s"]) = time_tf(ds, a.batches)
+    fig["peak_rss_mb"] = peak_rss_mb()
+    fig["distinct_loci_per_batch_min"] = distinct_loci_min(ds)
+    fig["ceiling_examples_per_s"] = time_ceiling(a.batches)
+
+    def attempt(key, fn):
+        try:
+            fig[key] = fn()
+        except Exception as e:  # record why a baseline is missing rather than dying
+            fig[key] = None
+            fig[key.replace("_examples_per_s", "_error")] = f"{type(e).__name__}: {e}"[:300]
+
+    s3_store = make_store(WORK / "loader_s3.zarr", a.s3_loci, distinct=8, reuse=a.reuse)
+    attempt("s3_examples_per_s", lambda: time_s3(s3_store, a.batches))
+    files = write_inputs(WORK / "loader_inputs", a.file_loci)
+    attempt("naive_examples_per_s", lambda: time_naive(files))
+    attempt("genvarloader_examples_per_s",
+            lambda: time_genvarloader(files, WORK / "loader_inputs", a.batches))
+
+    c = fig["clipstore_examples_per_s"]
+    fig["ratio_vs_ceiling"] = c / fig["ceiling_examples_per_s"]
+    for k in ("naive", "genvarloader"):
+        v = fig.get(f"{k}_examples_per_s")
+        fig[f"ratio_vs_{k}"] = c / v if v else None
+    fig["targets_met"] = ", ".join(
+        name for name, ok in [
+            ("150k/s", c >= 150_000), (">=40% ceiling", fig["ratio_vs_ceiling"] >= 0.4),
+            (">=50x naive", (fig["ratio_vs_naive"] or 0) >= 50),
+            (">=1x GVL", (fig["ratio_vs_genvarloader"] or 0) >= 1),
+            ("S3 >=50k/s", (fig.get("s3_examples_per_s") or 0) >= 50_000)] if ok) or "none"
+    report("loader", fig)
+
+
+if __name__ == "__main__":
+    main()

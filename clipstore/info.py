@@ -1,0 +1,49 @@
+"""Summary of a store: dims, folds with locus counts, skipped counts, size on disk, config."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import schema
+
+
+def size_on_disk(url: str, storage_options: dict | None = None) -> int:
+    import fsspec
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    return int(fs.du(path, total=True))
+
+
+def store_summary(url: str, storage_options: dict | None = None) -> dict[str, Any]:
+    """JSON-safe summary; works on incomplete stores too (it says so)."""
+    root = schema.open_store(url, storage_options=storage_options, require_complete=False)
+    info = schema.store_info(root)
+    folds, counts = np.unique(root["fold"][:], return_counts=True)
+    dims = {"individual": root[schema.SEQUENCE].shape[0], "locus": root[schema.REFERENCE].shape[0],
+            "position": info.window, "library": root[schema.SIGNAL].shape[0]}
+    return {
+        "store": url, "complete": info.complete, "reference_only": info.reference_only,
+        "dims": dims, "input_length": info.input_length, "max_jitter": info.max_jitter,
+        "output_length": info.output_length, "shard_loci": info.shard_loci,
+        "folds": {int(f): int(n) for f, n in zip(folds, counts)},
+        "skipped": dict(info.skipped or {}), "size_bytes": size_on_disk(url, storage_options),
+        "clipstore_version": info.clipstore_version, "build_config": dict(info.build_config or {}),
+    }
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    d = s["dims"]
+    lines = [f"store        {s['store']}" + ("" if s["complete"] else "   (INCOMPLETE build)"),
+             f"dims         individual {d['individual']}  locus {d['locus']}  position "
+             f"{d['position']}  library {d['library']}",
+             f"lengths      input {s['input_length']}  jitter ±{s['max_jitter']}  output "
+             f"{s['output_length']}  shard {s['shard_loci']} loci",
+             "folds        " + "  ".join(f"{f}:{n}" for f, n in s["folds"].items()),
+             f"size         {s['size_bytes'] / 2**20:.2f} MiB",
+             f"version      clipstore {s['clipstore_version']}",
+             "skipped      " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items())]
+    cfg = s["build_config"]
+    lines.append("config       " + ", ".join(
+        f"{k}={v}" for k, v in cfg.items() if k != "libraries"))
+    lines.append(f"libraries    {len(cfg.get('libraries', []))}")
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""tf.data wrapper: same examples as the numpy iterator, uint8 in, stable shapes, epochs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipstore.reader import StoreDataset
+from tests._synthetic import synthetic_store
+
+tf = pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory) -> str:
+    return synthetic_store(str(tmp_path_factory.mktemp("tf") / "s.zarr"), n_loci=96,
+                           n_individuals=4, replicates=1, shard_loci=32, seed=1)
+
+
+def test_tf_matches_numpy_batches(url):
+    ds = StoreDataset.open(url).with_jitter(10).with_rc(True).with_rpm(True)
+    tfds = ds.to_tf(batch_size=64, seed=3, with_index=True)
+    ref = list(ds.batches(64, seed=3, epoch=0))
+    got = list(tfds.as_numpy_iterator())
+    assert len(got) == len(ref) == tfds.cardinality().numpy()
+    for (x, y), b in zip(got, ref):
+        assert x.dtype == np.uint8 and y["profile"].dtype == np.float32
+        np.testing.assert_array_equal(x, b.x)
+        np.testing.assert_array_equal(y["profile"], b.profile)
+        np.testing.assert_array_equal(y["quantity"][:, 0], b.quantity)
+        np.testing.assert_array_equal(y["locus"], b.locus)
+    assert tfds.element_spec[0].shape.as_list() == [None, 100, 4]
+
+
+def test_tf_epochs_drop_remainder_and_shard(url):
+    ds = StoreDataset.open(url)
+    tfds = ds.to_tf(batch_size=50, epochs=2, drop_remainder=True, with_index=True)
+    assert tfds.element_spec[0].shape.as_list() == [50, 100, 4]
+    batches = list(tfds.as_numpy_iterator())
+    per_epoch = ds.n_examples // 50
+    assert len(batches) == 2 * per_epoch
+    e0 = np.concatenate([b[1]["locus"] for b in batches[:per_epoch]])
+    e1 = np.concatenate([b[1]["locus"] for b in batches[per_epoch:]])
+    assert not np.array_equal(e0, e1)
+    n = sum(len(b[0]) for i in range(2)
+            for b in ds.shard(2, i).to_tf(batch_size=32).as_numpy_iterator())
+    assert n == ds.n_examples
+
+
+def test_tf_feeds_keras_fit(url):
+    """A tiny Keras model trains from the dataset (cast uint8 on the model side)."""
+    ds = StoreDataset.open(url).with_rc(True)
+    inp = tf.keras.Input((100, 4), dtype="uint8")
+    h = tf.keras.layers.Flatten()(tf.keras.ops.cast(inp, "float32"))
+    model = tf.keras.Model(inp, {"profile": tf.keras.layers.Dense(100, name="profile")(h),
+                                 "quantity": tf.keras.layers.Dense(1, name="quantity")(h)})
+    model.compile("adam", loss={"profile": "mse", "quantity": "mse"})
+    hist = model.fit(ds.to_tf(batch_size=64, epochs=None), steps_per_epoch=3, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][-1])
