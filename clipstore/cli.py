@@ -42,10 +42,13 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
 
+OWN_LOGGERS = ("clipstore", "trainer", "evaluation")
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clipstore")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or info messages.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging (clipstore, trainer, evaluation).")
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """clipstore: personal-genome Zarr stores for sequence-to-function models.
@@ -60,8 +63,11 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose:   # our packages only: botocore/gcsfs debug logs carry signed auth headers
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.DEBUG)
 
 
 def is_quiet() -> bool:

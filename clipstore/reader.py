@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -430,7 +431,9 @@ def _prefetched(items, load, depth: int):
             yield it, val
     finally:
         stop.set()
-        while t.is_alive():
+        # wait for an in-flight load (it writes into a pool buffer the next epoch reuses);
+        # at interpreter shutdown daemon threads are frozen and would never finish
+        while t.is_alive() and not sys.is_finalizing():
             try:
                 q.get_nowait()
             except queue.Empty:

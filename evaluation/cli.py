@@ -1,0 +1,211 @@
+"""`clipstore evaluate ...` and `clipstore score`: the benchmarks from the command line.
+
+    clipstore evaluate crossloci STORE --replicate 1=rep1.keras ... --ensemble rep1.keras ... -o out/
+    clipstore evaluate qtl STORE QTLS.tsv --replicate 1=rep1.keras ... --ensemble ... -o out/
+    clipstore evaluate mpra MPRA.tsv --model personal=a.keras,b.keras --model ref=c.keras -o out/
+    clipstore evaluate mpra MPRA.tsv --effects effects.tsv -o out/     # any tool's predictions
+    clipstore evaluate subsampling runs.csv --metric auprc --reference 0.3 -o out/
+    clipstore evaluate report out/                                      # out/report.md + .html
+    clipstore score SNPS.vcf.gz --fasta hg38.fa --model m.keras -o ranked.tsv
+
+Models load with `trainer.predict.load_predictor` (several paths = an ensemble, reverse-
+complement averaging on unless --no-rc). Each command writes its numbers (JSON/CSV) and
+figures (PNG + SVG + data) into the output folder, ready for `evaluate report`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from clipstore.errors import InputError
+
+
+def _quiet() -> bool:
+    from clipstore.cli import is_quiet
+
+    return is_quiet()
+
+
+def _load(paths: list[str], rc: bool, batch_size: int = 256):
+    try:
+        from trainer.predict import load_predictor
+    except ImportError as e:
+        raise click.ClickException(f"loading models needs trainer.predict ({e})")
+    for p in paths:
+        if not Path(p).exists():
+            raise InputError("model not found", file=p)
+    return load_predictor(paths if len(paths) > 1 else paths[0], rc_average=rc, batch_size=batch_size)
+
+
+def _fold_models(replicates: tuple[str, ...], ensemble: tuple[str, ...], rc: bool) -> dict:
+    """--replicate K=PATH and --ensemble PATH... -> {fold: Predictor} (0 = ensemble)."""
+    models = {}
+    for spec in replicates:
+        k, _, path = spec.partition("=")
+        if not k.isdigit() or not path or not 1 <= int(k) <= 9:
+            raise click.BadParameter(f"{spec!r}: expected K=PATH with K in 1..9", param_hint="--replicate")
+        models[int(k)] = _load([path], rc)
+    if ensemble:
+        models[0] = _load(list(ensemble), rc)
+    if not models:
+        raise click.UsageError("give --ensemble and/or --replicate K=PATH")
+    return models
+
+
+_rc = click.option("--rc/--no-rc", default=True, show_default=True,
+                   help="Average predictions over both strands (reverse complement).")
+_out = click.option("-o", "--out", "out", type=click.Path(file_okay=False), default="evaluation_out",
+                    show_default=True, help="Output folder.")
+_fold_opts = [click.option("--replicate", multiple=True, metavar="K=PATH",
+                           help="Replicate model k (validated on fold k); repeatable."),
+              click.option("--ensemble", multiple=True, metavar="PATH",
+                           help="Ensemble member (repeat for each); scores fold 0.")]
+
+
+def _with(opts):
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return deco
+
+
+@click.group()
+def evaluate() -> None:
+    """Benchmarks: cross-loci accuracy, initiation QTLs, MPRA, subsampling, reports."""
+
+
+@evaluate.command()
+@click.argument("store")
+@_with(_fold_opts)
+@_rc
+@click.option("--masked", is_flag=True, help="Feed the reference genome instead of personal ones.")
+@click.option("--rpm", is_flag=True, help="Compare to reads-per-million tracks.")
+@_out
+def crossloci(store, replicate, ensemble, rc, masked, rpm, out) -> None:
+    """Cross-locus metric suite per model on its held-out fold."""
+    from . import crossloci as cl
+
+    table = cl.run(store, _fold_models(replicate, ensemble, rc), out, masked=masked, rpm=rpm)
+    click.echo(table.to_string(index=False))
+
+
+@evaluate.command()
+@click.argument("store")
+@click.argument("qtls", type=click.Path(dir_okay=False))
+@_with(_fold_opts)
+@_rc
+@click.option("--vcf", type=click.Path(dir_okay=False), help="Take genotypes from this VCF.")
+@click.option("--no-effect-tol", default=1e-6, show_default=True, help="Predicted L2 at or below = no effect.")
+@_out
+def qtl(store, qtls, replicate, ensemble, rc, vcf, no_effect_tol, out) -> None:
+    """Initiation QTLs: predicted vs observed L2 genotype-group scores (leakage-free)."""
+    from . import qtl as q
+
+    _, summary = q.run(store, qtls, _fold_models(replicate, ensemble, rc), out, vcf=vcf,
+                       no_effect_tol=no_effect_tol)
+    click.echo(json.dumps({k: v for k, v in summary.items() if not isinstance(v, dict)}))
+
+
+@evaluate.command()
+@click.argument("table", type=click.Path(dir_okay=False))
+@click.option("--model", "model_specs", multiple=True, metavar="NAME=PATH[,PATH...]",
+              help="A model (several paths = ensemble) to predict the constructs; repeatable.")
+@click.option("--effects", type=click.Path(dir_okay=False),
+              help="TSV of precomputed log2(ref/alt) effects: variant_id + one column per model.")
+@click.option("--test-fold-only", is_flag=True, help="Only variants on test-fold chromosomes.")
+@click.option("--n-boot", default=1000, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@_rc
+@_out
+def mpra(table, model_specs, effects, test_fold_only, n_boot, seed, rc, out) -> None:
+    """MPRA: auPRC of emVars, bootstrap delta auPRC, agreement with observed log2FC."""
+    import pandas as pd
+
+    from . import mpra as m
+
+    t = m.load_table(table)
+    eff: dict = {}
+    for spec in model_specs:
+        name, _, paths = spec.partition("=")
+        if not name or not paths:
+            raise click.BadParameter(f"{spec!r}: expected NAME=PATH[,PATH...]", param_hint="--model")
+        eff[name] = _load(paths.split(","), rc)
+    if effects:
+        e = pd.read_csv(effects, sep="\t", dtype={"variant_id": str}).set_index("variant_id")
+        missing = set(t["variant_id"]) - set(e.index)
+        if missing:
+            raise InputError(f"{len(missing)} variant(s) of the MPRA table have no effect row",
+                             file=effects, record=sorted(missing)[0])
+        for col in e.columns:
+            eff[col] = e.loc[t["variant_id"], col].to_numpy(float)
+    if not eff:
+        raise click.UsageError("give --model and/or --effects")
+    res = m.run(t, eff, out, test_fold_only=test_fold_only, n_boot=n_boot, seed=seed)
+    rows = [{"model": k, **{kk: vv for kk, vv in v.items() if kk not in ("precision", "recall")}}
+            for k, v in res["models"].items()]
+    click.echo(pd.DataFrame(rows).to_string(index=False))
+
+
+@evaluate.command()
+@click.argument("runs", type=click.Path(dir_okay=False))
+@click.option("--metric", required=True, help="Column of RUNS to plot (e.g. auprc).")
+@click.option("--x", "x", default="n_libraries", show_default=True, help="Column with the library count.")
+@click.option("--reference", type=float, help="The reference-trained model's value (dashed line).")
+@click.option("--personalized", type=float, help="The full personalized model's value (dashed line).")
+@_out
+def subsampling(runs, metric, x, reference, personalized, out) -> None:
+    """Metric vs number of training libraries from a CSV/TSV of runs (mean, 95% CI)."""
+    import pandas as pd
+
+    from . import subsampling as sub
+
+    sep = "\t" if runs.endswith((".tsv", ".txt")) else ","
+    table = pd.read_csv(runs, sep=sep)
+    for col in (x, metric):
+        if col not in table:
+            raise InputError(f"no column {col!r}", file=runs, hint=f"columns: {', '.join(table.columns)}")
+    curve = sub.run(table, out, metric=metric, x=x, y=metric, reference=reference,
+                    personalized=personalized)
+    click.echo(curve.to_string(index=False))
+
+
+@evaluate.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", "stem", default=None, help="Report path without suffix (default FOLDER/report).")
+@click.option("--title", default="clipstore evaluation", show_default=True)
+def report(folder, stem, title) -> None:
+    """Gather the figures and tables in FOLDER into report.md and report.html."""
+    from .report import collect, write_report
+
+    paths = write_report(stem or Path(folder) / "report", collect(folder), title=title)
+    click.echo("\n".join(str(p) for p in paths))
+
+
+@click.command()
+@click.argument("snps", type=click.Path(dir_okay=False))
+@click.option("--fasta", required=True, type=click.Path(dir_okay=False), help="Reference FASTA.")
+@click.option("--model", "models", multiple=True, required=True, metavar="PATH",
+              help="Model file; repeat for an ensemble.")
+@_rc
+@click.option("--batch-size", default=128, show_default=True, help="SNPs per batch.")
+@click.option("--rank-by", type=click.Choice(["log2_quantity_ratio", "profile_l2", "strand_balance_change"]),
+              default="log2_quantity_ratio", show_default=True)
+@click.option("-o", "--out", default="-", show_default=True, help="Ranked TSV ('-' = stdout).")
+def score(snps, fasta, models, rc, batch_size, rank_by, out) -> None:
+    """Score and rank SNPs (VCF or TSV) by predicted effect on initiation."""
+    from .score import score_snps
+
+    pred = _load(list(models), rc, batch_size=2 * batch_size)
+    ranked = score_snps(snps, fasta, pred, batch_size=batch_size, rank_by=rank_by,
+                        progress=not _quiet() and out != "-")
+    text = ranked.to_csv(sep="\t", index=False, float_format="%.6g")
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(out).write_text(text)
+        skipped = ranked.attrs.get("skipped", {})
+        click.echo(f"{len(ranked)} SNPs scored -> {out}" +
+                   (f" (left out: {skipped})" if any(skipped.values()) else ""), err=True)

@@ -1,0 +1,338 @@
+"""Initiation-QTL benchmark (tiQTL quantity, diQTL directionality), observed vs predicted.
+
+    from evaluation import qtl
+    qtls = qtl.load_qtls("truth/qtls.tsv")                    # or a Grubert-style hQTL table
+    scores, summary = qtl.evaluate_store("store.zarr", qtls, {0: ensemble, 1: rep1, ..., 9: rep9})
+    summary["pearson_r"], summary["share_no_effect"], summary["by_kind"]["ti"]["pearson_r"]
+    qtl.run("store.zarr", "truth/qtls.tsv", predictors, "out/")   # + qtl_scores.tsv, figures
+
+For each QTL, individuals are grouped by genotype at the SNP (read from the store's two-hot
+sequences, or from a VCF); the mean track of the hom-ref individuals minus the mean track of
+the hom-alt individuals, as an L2 norm, is the QTL's score — once with observed tracks (each
+individual's libraries averaged, reads per million by default) and once with predicted tracks
+(each individual's own genome from the store, predicted by the model). Reported: Pearson r of
+predicted vs observed scores (overall and per kind), and the share of QTLs predicted as no
+effect (predicted score <= `no_effect_tol`, i.e. identical mean tracks).
+
+No leakage: `predictors` maps fold -> Predictor; a QTL whose locus is on fold 0 is predicted by
+the ensemble (key 0), one on fold k by replicate k only. A single Predictor is used for all.
+
+The core, `l2_score(tracks, genotypes)`, works on plain arrays, so any tool's tracks can be
+scored the same way.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from clipstore.errors import InputError
+
+from .crossloci import directionality, pearson
+from .predictor import Predictor, check_predictor, predict
+
+QTL_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt", "locus_id", "kind", "effect")
+BASE_INDEX = {b: i for i, b in enumerate("ACGT")}
+
+
+# ---- tables -----------------------------------------------------------------------------
+def load_qtls(path: str | Path) -> pd.DataFrame:
+    """A QTL table -> DataFrame(QTL_COLUMNS). Two formats are recognised:
+
+    * the simulator's truth/qtls.tsv: variant_id chrom pos ref alt locus_id kind true_effect ...
+    * a VCF-like hQTL table (Grubert 2015): Chr Pos ID Ref Alt Beta P.value ... (no locus_id:
+      `locate` assigns the store locus whose window holds the SNP; kind = "ti").
+    """
+    path = Path(path)
+    try:
+        t = pd.read_csv(path, sep="\t", dtype={"chrom": str, "Chr": str, "locus_id": str})
+    except FileNotFoundError:
+        raise InputError("QTL table not found", file=str(path))
+    if {"variant_id", "chrom", "pos", "ref", "alt"} <= set(t.columns):
+        out = pd.DataFrame({"variant_id": t["variant_id"].astype(str), "chrom": t["chrom"],
+                            "pos": t["pos"], "ref": t["ref"], "alt": t["alt"],
+                            "locus_id": t["locus_id"] if "locus_id" in t else None,
+                            "kind": t["kind"] if "kind" in t else "ti",
+                            "effect": t["true_effect"] if "true_effect" in t
+                            else t.get("effect", np.nan)})
+    elif {"Chr", "Pos", "Ref", "Alt"} <= set(t.columns):
+        out = pd.DataFrame({"variant_id": t["ID"].astype(str) if "ID" in t
+                            else t["Chr"] + ":" + t["Pos"].astype(str),
+                            "chrom": t["Chr"], "pos": t["Pos"], "ref": t["Ref"], "alt": t["Alt"],
+                            "locus_id": None, "kind": "ti", "effect": t.get("Beta", np.nan)})
+    else:
+        raise InputError("unrecognised QTL table", file=str(path),
+                         hint="expected variant_id chrom pos ref alt [locus_id kind] or "
+                              "Chr Pos ID Ref Alt Beta columns, tab-separated")
+    bad = ~(out["ref"].astype(str).str.fullmatch("[ACGTacgt]") & out["alt"].astype(str).str.fullmatch("[ACGTacgt]"))
+    if bad.any():
+        raise InputError("QTLs must be biallelic SNPs", file=str(path),
+                         record=f"row {int(np.flatnonzero(bad)[0]) + 2} ({out['variant_id'].iloc[int(np.flatnonzero(bad)[0])]})")
+    out["ref"], out["alt"] = out["ref"].str.upper(), out["alt"].str.upper()
+    out["pos"] = out["pos"].astype(np.int64)
+    if not out["kind"].isin(["ti", "di"]).all():
+        raise InputError("kind must be ti or di", file=str(path))
+    return out
+
+
+# ---- scoring core -----------------------------------------------------------------------
+def l2_score(tracks: np.ndarray, genotypes: np.ndarray) -> float:
+    """||mean(tracks of hom-ref) - mean(tracks of hom-alt)||_2; NaN without both groups.
+
+    tracks (n_individuals, T); genotypes (n_individuals,) alt-allele dosage 0/1/2 (NaN =
+    unknown, ignored).
+    """
+    g = np.asarray(genotypes, np.float64)
+    t = np.asarray(tracks, np.float64)
+    ref, alt = g == 0, g == 2
+    if not ref.any() or not alt.any():
+        return float("nan")
+    return float(np.linalg.norm(t[ref].mean(0) - t[alt].mean(0)))
+
+
+def group_effects(tracks: np.ndarray, genotypes: np.ndarray) -> dict[str, float]:
+    """L2 score plus signed summaries: log2 ratio of group-mean quantity (alt/ref, log1p) and
+    change in directionality (alt - ref)."""
+    g = np.asarray(genotypes, np.float64)
+    t = np.asarray(tracks, np.float64)
+    ref, alt = g == 0, g == 2
+    if not ref.any() or not alt.any():
+        return {"l2": np.nan, "log_quantity_change": np.nan, "directionality_change": np.nan}
+    mr, ma = t[ref].mean(0, keepdims=True), t[alt].mean(0, keepdims=True)
+    return {"l2": float(np.linalg.norm(mr - ma)),
+            "log_quantity_change": float(np.log1p(ma.sum()) - np.log1p(mr.sum())),
+            "directionality_change": float(directionality(ma)[0] - directionality(mr)[0])}
+
+
+def summarise(scores: pd.DataFrame, *, no_effect_tol: float = 1e-6) -> dict:
+    """Pearson r of pred_l2 vs obs_l2 (overall and per kind) and share predicted as no effect."""
+    def one(s: pd.DataFrame) -> dict:
+        ok = s["obs_l2"].notna() & s["pred_l2"].notna()
+        s = s[ok]
+        return {"n": int(len(s)), "pearson_r": pearson(s["pred_l2"], s["obs_l2"]),
+                "share_no_effect": float((s["pred_l2"] <= no_effect_tol).mean()) if len(s) else float("nan")}
+    out = one(scores)
+    out["by_kind"] = {k: one(g) for k, g in scores.groupby("kind")}
+    if "model" in scores:
+        out["by_model"] = {k: one(g) for k, g in scores.groupby("model")}
+    return out
+
+
+def composite_model(fold: int, predictors: Mapping[int, Predictor]) -> int | None:
+    """Which predictor may score a QTL on `fold` without leakage: 0 (ensemble) for the test
+    fold, replicate k for fold k; None when that model is not given."""
+    return int(fold) if int(fold) in predictors else None
+
+
+# ---- store plumbing ---------------------------------------------------------------------
+def _norm(c: str) -> str:
+    c = str(c)
+    return c[3:] if c.startswith("chr") else c
+
+
+def locate(qtls: pd.DataFrame, root) -> pd.DataFrame:
+    """Add `locus` (store index), `offset` (0-based position in the stored window) and `fold`;
+    QTLs with no locus_id get the locus whose window holds them (nearest centre). Rows that
+    fall in no locus are dropped."""
+    ids = root["locus_id"][:]
+    chrom = np.array([_norm(c) for c in root["chrom"][:]])
+    start, end, centre = root["start"][:], root["end"][:], root["centre"][:]
+    fold = root["fold"][:]
+    by_id = {s: i for i, s in enumerate(ids.tolist())}
+    loci, offs = [], []
+    for lid, c, p in zip(qtls["locus_id"], qtls["chrom"], qtls["pos"]):
+        p0 = int(p) - 1
+        if isinstance(lid, str) and lid in by_id:
+            i = by_id[lid]
+        else:
+            hit = np.flatnonzero((chrom == _norm(c)) & (start <= p0) & (p0 < end))
+            i = int(hit[np.argmin(np.abs(centre[hit] - p0))]) if len(hit) else -1
+        if i >= 0 and not (start[i] <= p0 < end[i]):
+            i = -1
+        loci.append(i)
+        offs.append(p0 - start[i] if i >= 0 else -1)
+    out = qtls.assign(locus=np.asarray(loci, np.int64), offset=np.asarray(offs, np.int64))
+    out = out[out["locus"] >= 0].reset_index(drop=True)
+    out["fold"] = fold[out["locus"].to_numpy()].astype(int)
+    out["locus_id"] = ids[out["locus"].to_numpy()]
+    return out
+
+
+def genotypes_from_store(root, located: pd.DataFrame) -> np.ndarray:
+    """(n_qtl, n_individuals) alt dosage from the two-hot sequences; NaN where the individual
+    carries neither a clean ref/alt pair (another allele or N)."""
+    seq = root["sequence"]
+    n_ind = seq.shape[0]
+    out = np.full((len(located), n_ind), np.nan)
+    for j, (locus, off, r, a) in enumerate(zip(located["locus"], located["offset"],
+                                                located["ref"], located["alt"])):
+        x = np.asarray(seq[:, int(locus), int(off), :], np.int64)     # (n_ind, 4)
+        ra, aa = x[:, BASE_INDEX[r]], x[:, BASE_INDEX[a]]
+        out[j] = np.where(ra + aa == 2, aa, np.nan)
+    return out
+
+
+def genotypes_from_vcf(vcf: str | Path, located: pd.DataFrame, individuals: list[str]) -> np.ndarray:
+    """(n_qtl, n_individuals) alt dosage from a VCF (cyvcf2); NaN where the call is missing,
+    the sample is absent or the QTL's ref/alt pair is not in the VCF. Indexed VCFs are queried
+    per QTL, others are read once."""
+    from cyvcf2 import VCF
+
+    vcf = str(vcf)
+    v = VCF(vcf)
+    col = {s: i for i, s in enumerate(v.samples)}
+    idx = np.array([col.get(s, -1) for s in individuals])
+    want: dict[tuple[str, int], list[int]] = {}
+    for j, (c, p) in enumerate(zip(located["chrom"], located["pos"])):
+        want.setdefault((_norm(c), int(p)), []).append(j)   # a SNP can be a ti- and a diQTL
+    out = np.full((len(located), len(individuals)), np.nan)
+
+    def take(rec) -> None:
+        for j in want.get((_norm(rec.CHROM), rec.POS), []):
+            if rec.REF != located["ref"].iloc[j] or located["alt"].iloc[j] not in rec.ALT:
+                continue
+            k = rec.ALT.index(located["alt"].iloc[j]) + 1
+            gt = [g[:2] for g in rec.genotypes]
+            for m, s in enumerate(idx):
+                if s >= 0 and gt[s][0] >= 0 and gt[s][1] >= 0:
+                    out[j, m] = int(gt[s][0] == k) + int(gt[s][1] == k)
+
+    indexed = any(Path(vcf + ext).exists() for ext in (".tbi", ".csi"))
+    if not indexed:
+        for rec in v:
+            take(rec)
+        return out
+    names = {_norm(c): c for c in v.seqnames}
+    for c, p in dict.fromkeys(zip(located["chrom"], located["pos"])):
+        name = names.get(_norm(c))
+        if name is not None:
+            for rec in v(f"{name}:{int(p)}-{int(p)}"):
+                take(rec)
+    return out
+
+
+def observed_tracks(root, loci: np.ndarray, output_length: int, *, rpm: bool = True
+                    ) -> dict[int, np.ndarray]:
+    """locus -> (n_individuals, 2*out) mean over each individual's libraries (NaN rows for
+    individuals without a library); centred output window, plus strand then minus."""
+    info = root.attrs["clipstore"]
+    W = int(info["window"])
+    o0 = (W - output_length) // 2
+    lib_ind = root["library_individual"][:]
+    total = root["total_counts"][:].astype(np.float64)
+    n_ind = root["individual_id"].shape[0]
+    scale = 1e6 / np.where(total > 0, total, np.inf) if rpm else np.ones_like(total)
+    out = {}
+    for locus in np.unique(loci):
+        sig = np.asarray(root["signal"][:, int(locus), o0:o0 + output_length, :], np.float64)
+        prof = sig.transpose(0, 2, 1).reshape(len(sig), -1) * scale[:, None]
+        t = np.full((n_ind, prof.shape[1]), np.nan)
+        for i in range(n_ind):
+            m = lib_ind == i
+            if m.any():
+                t[i] = prof[m].mean(0)
+        out[int(locus)] = t
+    return out
+
+
+def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bool = False,
+                     batch_size: int = 256) -> dict[int, np.ndarray]:
+    """locus -> (n_individuals, 2*out) predictions from each individual's own genome (the
+    store's two-hot sequence, centred input window); `masked` feeds 2 x reference instead."""
+    check_predictor(predictor)
+    W = int(root.attrs["clipstore"]["window"])
+    L = int(predictor.input_length)
+    i0 = (W - L) // 2
+    out = {}
+    for locus in np.unique(loci):
+        if masked:
+            x = np.asarray(root["reference"][int(locus), i0:i0 + L, :])[None] * np.uint8(2)
+            x = np.repeat(x, root["individual_id"].shape[0], 0)
+        else:
+            x = np.asarray(root["sequence"][:, int(locus), i0:i0 + L, :])
+        out[int(locus)] = predict(predictor, x, batch_size)[0].astype(np.float64)
+    return out
+
+
+def score(located: pd.DataFrame, genotypes: np.ndarray, observed: Mapping[int, np.ndarray],
+          predicted: Mapping[int, np.ndarray]) -> pd.DataFrame:
+    """One row per QTL: obs_/pred_ l2, log_quantity_change, directionality_change, and the
+    genotype group sizes (individuals with observed tracks only, for both sides)."""
+    rows = []
+    for j, locus in enumerate(located["locus"]):
+        g = np.asarray(genotypes[j], np.float64)
+        if int(locus) in observed:      # individuals without a library count in neither group
+            g = np.where(np.isfinite(observed[int(locus)]).all(1), g, np.nan)
+        o = group_effects(observed[int(locus)], g) if int(locus) in observed else {}
+        p = group_effects(predicted[int(locus)], g) if int(locus) in predicted else {}
+        rows.append({"n_homref": int(np.sum(g == 0)), "n_het": int(np.sum(g == 1)),
+                     "n_homalt": int(np.sum(g == 2)),
+                     **{f"obs_{k}": v for k, v in o.items()},
+                     **{f"pred_{k}": v for k, v in p.items()}})
+    res = pd.concat([located.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+    for col in ("obs_l2", "pred_l2"):
+        if col not in res:
+            res[col] = np.nan
+    return res
+
+
+def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
+                   predictors: Mapping[int, Predictor] | Predictor, *, vcf: str | Path | None = None,
+                   rpm: bool = True, masked: bool = False, no_effect_tol: float = 1e-6,
+                   storage_options: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Score every QTL with the leakage-free composite of `predictors` (see module doc).
+
+    Returns (per-QTL table with a `model` column, summary from `summarise`). Genotypes come
+    from the store's sequences unless `vcf` is given.
+    """
+    from clipstore import schema
+
+    root = schema.open_store(str(url), storage_options=storage_options)
+    table = load_qtls(qtls) if not isinstance(qtls, pd.DataFrame) else qtls
+    located = locate(table, root)
+    if len(located) == 0:
+        raise InputError("no QTL falls inside a store locus", file=str(url),
+                         hint="check chromosome names and genome build")
+    if vcf is not None:
+        genotypes = genotypes_from_vcf(vcf, located, root["individual_id"][:].tolist())
+    else:
+        genotypes = genotypes_from_store(root, located)
+    single = not isinstance(predictors, Mapping)
+    models = {None: check_predictor(predictors)} if single else dict(predictors)
+    out_len = int(root.attrs["clipstore"]["output_length"])
+    observed = observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
+    parts = []
+    which = np.array([None if single else composite_model(f, models) for f in located["fold"]], object)
+    for key in dict.fromkeys(which.tolist()):
+        m = which == key
+        sub = located[m].reset_index(drop=True)
+        if key is None and not single:
+            pred = {}
+        else:
+            pred = predicted_tracks(root, sub["locus"].to_numpy(), models[key], masked=masked)
+        s = score(sub, genotypes[m], observed, pred)
+        s["model"] = "single" if single else ("none" if key is None else
+                                              "ensemble" if key == 0 else f"replicate_{key}")
+        parts.append(s)
+    scores = pd.concat(parts, ignore_index=True).sort_values(["locus", "pos"]).reset_index(drop=True)
+    return scores, summarise(scores[scores["model"] != "none"], no_effect_tol=no_effect_tol)
+
+
+def run(url: str, qtls: pd.DataFrame | str | Path, predictors: Mapping[int, Predictor] | Predictor,
+        out_dir: str | Path, **kw) -> tuple[pd.DataFrame, dict]:
+    """`evaluate_store` and write qtl_scores.tsv, qtl_summary.json and a KDE-coloured scatter
+    of predicted vs observed L2 scores (qtl_scatter.*)."""
+    from . import figures
+    from .figures import write_json
+
+    scores, summary = evaluate_store(url, qtls, predictors, **kw)
+    o = Path(out_dir)
+    o.mkdir(parents=True, exist_ok=True)
+    scores.to_csv(o / "qtl_scores.tsv", sep="\t", index=False)
+    write_json(o / "qtl_summary.json", summary)
+    used = scores[scores["model"] != "none"]
+    figures.density_scatter(used["obs_l2"], used["pred_l2"], o / "qtl_scatter",
+                            xlabel="observed L2", ylabel="predicted L2", title="QTLs")
+    return scores, summary

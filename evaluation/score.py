@@ -1,0 +1,267 @@
+"""Variant-effect scoring for any SNP list: the tool to prioritise SNPs for validation.
+
+    from evaluation.score import score_snps
+    ranked = score_snps("gwas.vcf.gz", "hg38.fa", predictor)          # or a TSV / DataFrame
+    ranked.head()   # variant_id chrom pos ref alt q_ref q_alt log2_quantity_ratio profile_l2
+                    # strand_balance_change rank
+
+For each biallelic SNP, the reference window of the predictor's input length is cut from the
+FASTA (pyfaidx) with the SNP at index input_length // 2, the alternative window differs only
+there; both are encoded homozygous (2 x one-hot, the models' scale) and predicted in the same
+batch. Scores (alt relative to ref):
+
+    log2_quantity_ratio     log2((q_alt + 1e-6) / (q_ref + 1e-6))
+    profile_l2              L2 norm of profile(alt) - profile(ref)
+    strand_balance_change   directionality(alt) - directionality(ref), directionality =
+                            log1p(plus sum) - log1p(minus sum)
+
+Rows are ranked by |score| of `rank_by` (rank 1 = strongest). Variants that are not SNPs, fall
+off the FASTA, or whose REF disagrees with it are left out and counted in `ranked.attrs
+["skipped"]`; if most REF alleles disagree the FASTA is probably another genome build and it is
+an InputError. Reverse-complement averaging and ensembles are properties of the predictor
+(`trainer.predict.load_predictor(paths, rc_average=True)`).
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from clipstore.encoding import one_hot
+from clipstore.errors import InputError
+
+from .crossloci import directionality
+from .predictor import Predictor, check_predictor
+
+log = logging.getLogger(__name__)
+PSEUDO = 1e-6
+SCORE_COLUMNS = ("log2_quantity_ratio", "profile_l2", "strand_balance_change")
+_REGION = re.compile(r"^(?P<chrom>.+):(?P<start>\d+)-(?P<end>\d+)$")
+
+
+# ---- SNP lists --------------------------------------------------------------------------
+def read_snps(path: str | Path) -> pd.DataFrame:
+    """VCF(.gz) or TSV -> DataFrame(variant_id, chrom, pos (1-based), ref, alt), one row per
+    alternative allele (multi-allelic VCF records are split)."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise InputError("SNP list not found", file=path)
+    name = path.lower()
+    if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")):
+        if name.endswith(".bcf"):
+            raise InputError("BCF is not read here", file=path, hint="convert with `bcftools view -Oz`")
+        return _read_vcf(path)
+    return _read_tsv(path)
+
+
+def _open_text(path: str):
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rt") if gz else open(path, "rt")
+
+
+def _read_vcf(path: str) -> pd.DataFrame:
+    rows = []
+    with _open_text(path) as f:
+        for n, line in enumerate(f, 1):
+            if line.startswith("#") or not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 5 or not parts[1].isdigit():
+                raise InputError("expected tab-separated CHROM POS ID REF ALT", file=path,
+                                 record=f"line {n}")
+            chrom, pos, vid, ref, alts = parts[:5]
+            for alt in alts.split(","):
+                rid = vid if vid not in (".", "") else f"{chrom}:{pos}:{ref}:{alt}"
+                rows.append((rid, chrom, int(pos), ref.upper(), alt.upper()))
+    return pd.DataFrame(rows, columns=["variant_id", "chrom", "pos", "ref", "alt"])
+
+
+_ALIASES = {"chrom": ("chrom", "chr", "chromosome", "#chrom", "contig"),
+            "pos": ("pos", "position", "bp"),
+            "ref": ("ref", "reference"), "alt": ("alt", "alternate", "alternative"),
+            "variant_id": ("variant_id", "id", "rsid", "snp", "name")}
+
+
+def _read_tsv(path: str) -> pd.DataFrame:
+    try:
+        t = pd.read_csv(path, sep="\t", dtype=str, compression="infer")
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot parse as a tab-separated table ({e})", file=path)
+    lower = {c.lower(): c for c in t.columns}
+    cols = {}
+    for key, names in _ALIASES.items():
+        hit = next((lower[n] for n in names if n in lower), None)
+        if hit is None and key != "variant_id":
+            raise InputError(f"SNP table has no {key} column", file=path,
+                             hint="columns: chrom, pos (1-based), ref, alt, optional variant_id")
+        cols[key] = hit
+    out = pd.DataFrame({k: t[c] for k, c in cols.items() if c is not None})
+    bad = ~out["pos"].astype(str).str.fullmatch(r"\d+")
+    if bad.any():
+        raise InputError("pos must be a positive integer", file=path,
+                         record=f"row {int(np.flatnonzero(bad)[0]) + 2}")
+    out["pos"] = out["pos"].astype(np.int64)
+    out["ref"], out["alt"] = out["ref"].str.upper(), out["alt"].str.upper()
+    if "variant_id" not in out:
+        out["variant_id"] = out["chrom"] + ":" + out["pos"].astype(str) + ":" + out["ref"] + ":" + out["alt"]
+    return out[["variant_id", "chrom", "pos", "ref", "alt"]]
+
+
+# ---- reference --------------------------------------------------------------------------
+class Reference:
+    """pyfaidx FASTA with chr-prefix tolerance and region-named records (`22:20000001-21000000`
+    is read as that slice of contig 22, as `samtools faidx` writes it)."""
+
+    def __init__(self, path: str | Path):
+        import pyfaidx
+
+        path = str(path)
+        if not os.path.exists(path):
+            raise InputError("reference FASTA not found", file=path)
+        try:
+            self.fa = pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=True)
+        except (OSError, pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat) as e:
+            raise InputError(f"cannot open or index the FASTA ({e})", file=path,
+                             hint=f"index it with `samtools faidx {path}` where you can write; "
+                                  "gzipped FASTAs must be bgzipped")
+        self.path = path
+        self.contigs: dict[str, tuple[str, int, int]] = {}   # chrom -> (record, offset, length)
+        for rec in self.fa.keys():
+            n = len(self.fa[rec])
+            m = _REGION.match(rec)
+            if m and int(m["end"]) - int(m["start"]) + 1 == n:
+                self.contigs[m["chrom"]] = (rec, int(m["start"]) - 1, n)
+            else:
+                self.contigs[rec] = (rec, 0, n)
+
+    def contig(self, chrom: str) -> tuple[str, int, int] | None:
+        if chrom in self.contigs:
+            return self.contigs[chrom]
+        alt = chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"
+        return self.contigs.get(alt)
+
+    def fetch(self, chrom: str, start: int, end: int) -> str | None:
+        """Bases of 0-based [start, end) or None when the window leaves the record."""
+        c = self.contig(chrom)
+        if c is None:
+            return None
+        rec, off, n = c
+        if start - off < 0 or end - off > n:
+            return None
+        return self.fa[rec][start - off:end - off]
+
+
+# ---- scoring ----------------------------------------------------------------------------
+def prepare(snps: pd.DataFrame, ref: Reference, input_length: int) -> tuple[pd.DataFrame, dict]:
+    """Keep SNPs the FASTA can score; return (kept rows with their window start, skip counts)."""
+    half = input_length // 2
+    skipped = {"not_snp": 0, "off_fasta": 0, "ref_mismatch": 0}
+    keep, starts = [], []
+    is_snp = snps["ref"].str.fullmatch("[ACGT]") & snps["alt"].str.fullmatch("[ACGT]") & (snps["ref"] != snps["alt"])
+    for i, (chrom, pos, r, ok) in enumerate(zip(snps["chrom"].astype(str), snps["pos"], snps["ref"], is_snp)):
+        if not ok:
+            skipped["not_snp"] += 1
+            continue
+        p0 = int(pos) - 1
+        c = ref.contig(chrom)
+        if c is None or p0 - half < c[1] or p0 - half + input_length > c[1] + c[2]:
+            skipped["off_fasta"] += 1
+            continue
+        base = ref.fetch(chrom, p0, p0 + 1)
+        if base != r:
+            skipped["ref_mismatch"] += 1
+            continue
+        keep.append(i)
+        starts.append(p0 - half)
+    checked = skipped["ref_mismatch"] + len(keep)
+    if checked and skipped["ref_mismatch"] > 0.5 * checked:
+        raise InputError(f"REF disagrees with the FASTA for {skipped['ref_mismatch']} of {checked} "
+                         "SNPs", file=ref.path, hint="is the SNP list on the same genome build?")
+    out = snps.iloc[keep].reset_index(drop=True).assign(window_start=np.asarray(starts, np.int64))
+    return out, skipped
+
+
+def _batches(snps: pd.DataFrame, ref: Reference, L: int, batch_size: int
+             ) -> Iterator[np.ndarray]:
+    """(2B, L, 4) uint8: B reference windows then their B alternative windows."""
+    half = L // 2
+    for s in range(0, len(snps), batch_size):
+        part = snps.iloc[s:s + batch_size]
+        seqs = np.frombuffer("".join(ref.fetch(c, int(w), int(w) + L) for c, w in
+                                     zip(part["chrom"].astype(str), part["window_start"])).encode("ascii"),
+                             np.uint8).reshape(len(part), L)
+        x = one_hot(seqs.reshape(-1)).reshape(len(part), L, 4)
+        alt = x.copy()
+        alt[:, half] = one_hot(part["alt"].str.cat().encode("ascii"))
+        yield np.concatenate([x, alt]) * np.uint8(2)
+
+
+def _prefetch(gen: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Cut the next batch's windows in a thread while the model runs on this one (TensorFlow
+    releases the GIL; measured ~8 % of the time outside the network without it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="score-windows") as pool:
+        nxt = pool.submit(next, gen, None)
+        while True:
+            x = nxt.result()
+            if x is None:
+                return
+            nxt = pool.submit(next, gen, None)
+            yield x
+
+
+def score_snps(snps: str | Path | pd.DataFrame, fasta: str | Path | Reference, predictor: Predictor,
+               *, batch_size: int = 128, rank_by: str = "log2_quantity_ratio",
+               progress: bool = False) -> pd.DataFrame:
+    """Score and rank SNPs (see module doc). `snps` is a VCF/TSV path or a DataFrame with
+    chrom, pos (1-based), ref, alt [, variant_id]."""
+    check_predictor(predictor)
+    if rank_by not in SCORE_COLUMNS:
+        raise ValueError(f"rank_by must be one of {SCORE_COLUMNS}")
+    table = read_snps(snps) if not isinstance(snps, pd.DataFrame) else snps.copy()
+    if "variant_id" not in table:
+        table["variant_id"] = [f"{c}:{p}:{r}:{a}" for c, p, r, a in
+                               zip(table["chrom"], table["pos"], table["ref"], table["alt"])]
+    table["ref"], table["alt"] = table["ref"].str.upper(), table["alt"].str.upper()
+    ref = fasta if isinstance(fasta, Reference) else Reference(fasta)
+    L = int(predictor.input_length)
+    kept, skipped = prepare(table, ref, L)
+    if sum(skipped.values()):
+        log.warning("left out %s", ", ".join(f"{v} {k}" for k, v in skipped.items() if v))
+    n = len(kept)
+    cols = {k: np.empty(n, np.float64) for k in ("q_ref", "q_alt", *SCORE_COLUMNS)}
+    it = _prefetch(_batches(kept, ref, L, batch_size))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=n, unit="SNP", desc="scoring")
+    i = 0
+    for x in it:
+        b = len(x) // 2
+        p, q = predictor(x)
+        p = np.asarray(p, np.float64)
+        q = np.asarray(q, np.float64).reshape(-1)
+        sl = slice(i, i + b)
+        cols["q_ref"][sl], cols["q_alt"][sl] = q[:b], q[b:]
+        cols["log2_quantity_ratio"][sl] = np.log2((q[b:] + PSEUDO) / (q[:b] + PSEUDO))
+        cols["profile_l2"][sl] = np.linalg.norm(p[b:] - p[:b], axis=1)
+        cols["strand_balance_change"][sl] = directionality(p[b:]) - directionality(p[:b])
+        i += b
+        if bar is not None:
+            bar.update(b)
+    if bar is not None:
+        bar.close()
+    out = kept.drop(columns="window_start").assign(**cols)
+    order = np.argsort(-np.abs(out[rank_by].to_numpy()), kind="stable")
+    out = out.iloc[order].reset_index(drop=True)
+    out["rank"] = np.arange(1, n + 1)
+    out.attrs["skipped"] = skipped
+    return out

@@ -1,0 +1,190 @@
+"""Stores in buckets: the `clipstore` CLI builds into s3:// (a real moto server on loopback) and
+gs:// (the real fake-gcs-server emulator), and info, validate, xarray and the readers give back
+exactly what the same build gives on a local path. Credentials come from the standard AWS/GCS
+environment chains and must never reach a store or the CLI's output."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+import clipstore
+from clipstore import schema
+from clipstore.build import build
+from clipstore.reader import StoreDataset
+from clipstore.testing import gcs_server, moto_server
+from tests._build_inputs import write_cohort
+
+ROOT = Path(__file__).resolve().parents[1]
+ARRAYS = (schema.SEQUENCE, schema.REFERENCE, schema.SIGNAL, "locus_id", "chrom", "start", "end",
+          "centre", "fold", "library_id", "library_individual", "total_counts", "individual_id")
+
+
+def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run `python -m clipstore ARGS` with os.environ (the servers' variables) plus `env`."""
+    return subprocess.run([sys.executable, "-m", "clipstore", *args], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
+
+
+def assert_same_store(a: str, b: str, so_a: dict | None = None, so_b: dict | None = None):
+    ra = zarr.open_group(a, mode="r", storage_options=so_a)
+    rb = zarr.open_group(b, mode="r", storage_options=so_b)
+    for name in ARRAYS:
+        np.testing.assert_array_equal(ra[name][:], rb[name][:], err_msg=name)
+    assert schema.store_info(ra) == schema.store_info(rb)
+    assert ra.attrs["clipstore_build"] == rb.attrs["clipstore_build"]   # same shard checksums
+
+
+def all_bytes(url: str, storage_options: dict) -> bytes:
+    """Every object under a bucket prefix, concatenated (what a leak check must search)."""
+    fs, path = fsspec.core.url_to_fs(url, **storage_options)
+    files = fs.find(path)
+    assert files, url
+    return b"".join(fs.cat_file(f) for f in files)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    return write_cohort(tmp_path_factory.mktemp("cloud_cohort"))
+
+
+@pytest.fixture(scope="module")
+def local(cohort, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("cloud_local") / "store.zarr")
+    build(str(cohort["config"]), out, workers=1, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A moto S3 server with one bucket; dummy credentials are in os.environ meanwhile."""
+    with moto_server() as (endpoint, so):
+        fsspec.filesystem("s3", **so).mkdir("clipstore-test")
+        yield endpoint, so
+
+
+@pytest.fixture(scope="module")
+def s3_built(cohort, s3):
+    """`clipstore -v build ... -o s3://...` with the endpoint from AWS_ENDPOINT_URL only."""
+    endpoint, _ = s3
+    url = "s3://clipstore-test/cohort/store.zarr"
+    r = cli(["-v", "build", str(cohort["config"]), "-o", url], {"AWS_ENDPOINT_URL": endpoint})
+    assert r.returncode == 0, r.stderr[-3000:]
+    return url, r
+
+
+def test_cli_build_into_s3_equals_the_local_build(local, s3, s3_built):
+    url, r = s3_built
+    assert_same_store(local, url, None, s3[1])
+    assert "shards" in r.stdout             # the run summary went to stdout
+
+
+def test_credentials_never_reach_the_store_or_the_cli_output(s3, s3_built):
+    url, r = s3_built
+    secret, key = os.environ["AWS_SECRET_ACCESS_KEY"], os.environ["AWS_ACCESS_KEY_ID"]
+    assert secret.startswith("clipstore-test-secret-")
+    stored = all_bytes(url, s3[1])
+    assert b"zarr.json" not in stored and len(stored) > 10_000     # real chunks were searched
+    for s in (secret, key):
+        assert s.encode() not in stored
+        assert s not in r.stdout + r.stderr          # -v: debug logging of every library
+    env = {"AWS_ENDPOINT_URL": s3[0]}
+    for args in (["-v", "info", url], ["-v", "validate", url]):
+        out = cli(args, env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert secret not in out.stdout + out.stderr and key not in out.stdout + out.stderr
+
+
+def test_info_and_validate_on_s3(cohort, local, s3, s3_built):
+    url, _ = s3_built
+    env = {"AWS_ENDPOINT_URL": s3[0]}
+    r = cli(["info", "--json", url], env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    remote = json.loads(r.stdout)
+    here = json.loads(cli(["info", "--json", local], {}).stdout)
+    assert remote["store"] == url and remote["complete"]
+    for k in ("dims", "folds", "skipped", "build_config", "shard_loci", "input_length"):
+        assert remote[k] == here[k], k
+    assert remote["size_bytes"] > 0
+    r = cli(["validate", url, "--inputs", str(cohort["config"]), "--n", "40"], env)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    m = re.search(r"(\d+) shards checksummed, (\d+) examples re-checked: OK", r.stdout)
+    assert m and int(m[1]) == here["dims"]["locus"] // -(-1) // here["shard_loci"] + (
+        here["dims"]["locus"] % here["shard_loci"] > 0) and int(m[2]) > 30, r.stdout
+
+
+def test_validate_on_s3_catches_a_changed_value(local, s3, s3_built):
+    """The bucket copy is really re-read: change one signal value there (a validly re-encoded
+    shard, so only the recorded checksum can tell) → exit 1 naming the shard."""
+    url, _ = s3_built
+    fs, path = fsspec.core.url_to_fs(url, **s3[1])
+    copy = path.replace("store.zarr", "changed.zarr")
+    fs.copy(path, copy, recursive=True)
+    root = zarr.open_group(f"s3://{copy}", mode="r+", storage_options=s3[1])
+    root[schema.SIGNAL][0, 0, 3, 0] = root[schema.SIGNAL][0, 0, 3, 0] + 7.0
+    r = cli(["validate", f"s3://{copy}"], {"AWS_ENDPOINT_URL": s3[0]})
+    assert r.returncode == 1, r.stdout + r.stderr[-2000:]
+    assert "problem: shard 0 " in r.stderr and "checksum mismatch" in r.stderr, r.stderr[-2000:]
+
+
+def test_xarray_from_s3_equals_local(local, s3, s3_built):
+    url, _ = s3_built
+    a = clipstore.open(local).load()
+    b = clipstore.open(url, storage_options=s3[1]).load()
+    xr.testing.assert_identical(a, b)
+
+
+def test_readers_from_s3_equal_local(local, s3, s3_built):
+    url, _ = s3_built
+    a = StoreDataset.open(local).with_jitter(5).with_rc(True)
+    b = StoreDataset.open(url, storage_options=s3[1]).with_jitter(5).with_rc(True)
+    ba = list(a.batches(32, shuffle=True, seed=7))
+    bb = list(b.batches(32, shuffle=True, seed=7))
+    assert len(ba) == len(bb) == a.n_batches(32) > 2
+    for x, y in zip(ba, bb):
+        for f in ("x", "profile", "quantity", "library", "locus", "rc", "shift"):
+            np.testing.assert_array_equal(getattr(x, f), getattr(y, f), err_msg=f)
+    ta = list(a.to_tf(32, seed=3, epochs=1).as_numpy_iterator())
+    tb = list(b.to_tf(32, seed=3, epochs=1).as_numpy_iterator())
+    assert len(ta) == len(tb) > 2
+    for (xa, ya), (xb, yb) in zip(ta, tb):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya["profile"], yb["profile"])
+        np.testing.assert_array_equal(ya["quantity"], yb["quantity"])
+
+
+def test_wrong_credentials_fail_with_a_clear_error_naming_no_secret(s3, s3_built):
+    """A bucket the server refuses (moto checks nothing, so use a missing bucket) fails with a
+    non-zero exit and a message, not a hang or a traceback full of configuration."""
+    r = cli(["info", "s3://no-such-bucket/store.zarr"], {"AWS_ENDPOINT_URL": s3[0]})
+    assert r.returncode != 0
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in r.stdout + r.stderr
+
+
+def test_gs_build_info_validate_and_readers_equal_local(cohort, local):
+    """gs:// through gcsfs against the real fake-gcs-server emulator, end to end by CLI."""
+    with gcs_server() as (endpoint, so):
+        fsspec.filesystem("gs", **so).mkdir("clipstore-gcs")
+        url = "gs://clipstore-gcs/cohort/store.zarr"
+        r = cli(["build", str(cohort["config"]), "-o", url], {})
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert_same_store(local, url, None, so)
+        r = cli(["info", url], {})
+        assert r.returncode == 0 and url in r.stdout, r.stderr[-3000:]
+        r = cli(["validate", url, "--inputs", str(cohort["config"]), "--n", "20"], {})
+        assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr[-3000:]
+        xr.testing.assert_identical(clipstore.open(local).load(),
+                                    clipstore.open(url, storage_options=so).load())
+        a, b = StoreDataset.open(local), StoreDataset.open(url, storage_options=so)
+        for x, y in zip(a.batches(64, seed=1), b.batches(64, seed=1), strict=True):
+            np.testing.assert_array_equal(x.x, y.x)
+            np.testing.assert_array_equal(x.profile, y.profile)

@@ -1,0 +1,189 @@
+"""QTL scoring: genotypes, observed and predicted tracks and the leakage-free composite,
+checked against values computed straight from the Zarr arrays; the real hQTL table parses."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from clipstore.errors import InputError
+from evaluation import qtl
+from evaluation.baseline import MotifPredictor
+from tests._synthetic import synthetic_store
+from tests.conftest import real_data
+
+W, L, O = 120, 100, 50
+
+
+def test_l2_score_by_hand():
+    t = np.arange(12, dtype=float).reshape(4, 3) ** 1.5
+    g = np.array([0, 2, 1, 2])
+    assert qtl.l2_score(t, g) == pytest.approx(np.linalg.norm(t[0] - (t[1] + t[3]) / 2))
+    assert np.isnan(qtl.l2_score(t, np.array([0, 1, 1, np.nan])))
+    e = qtl.group_effects(t, g)
+    assert e["l2"] == pytest.approx(qtl.l2_score(t, g))
+
+
+@pytest.fixture(scope="module")
+def qtl_store(tmp_path_factory):
+    """A synthetic store with planted biallelic genotypes (0/1/2) at one site per locus."""
+    url = synthetic_store(str(tmp_path_factory.mktemp("q") / "s.zarr"), n_loci=40, n_individuals=8,
+                          replicates=2, input_length=L, max_jitter=10, output_length=O,
+                          shard_loci=16, variant_rate=0, seed=3)
+    root = zarr.open_group(url, mode="r+")
+    seq, ref = root["sequence"][:], root["reference"][:]
+    rng = np.random.default_rng(0)
+    rows = []
+    for locus in range(40):
+        off = int(rng.integers(40, 80))
+        b = int(ref[locus, off].argmax())
+        a = (b + int(rng.integers(1, 4))) % 4
+        g = rng.permutation([0, 0, 0, 1, 1, 2, 2, 2])
+        eye = np.eye(4, dtype=np.uint8)
+        seq[:, locus, off] = eye[b] * (2 - g)[:, None] + eye[a] * g[:, None]
+        if locus == 5:                          # one individual carries a third allele
+            seq[0, locus, off] = eye[({0, 1, 2, 3} - {a, b}).pop()] * 2
+        rows.append({"variant_id": f"q{locus}", "chrom": str(root["chrom"][locus]),
+                     "pos": int(root["start"][locus]) + off + 1, "ref": "ACGT"[b], "alt": "ACGT"[a],
+                     "locus_id": str(root["locus_id"][locus]) if locus % 4 else None,
+                     "kind": "ti" if locus % 2 else "di", "effect": 0.0})
+    root["sequence"][:] = seq
+    rows.append({**rows[0], "variant_id": "nowhere", "pos": 10**9, "locus_id": None})
+    return url, pd.DataFrame(rows)
+
+
+def _expected(url, row, predictor):
+    root = zarr.open_group(url, mode="r")
+    seq = root["sequence"][:, row.locus]
+    sig = root["signal"][:, row.locus].astype(float)
+    off = row.pos - 1 - root["start"][row.locus]
+    b, a = "ACGT".index(row.ref), "ACGT".index(row.alt)
+    g = np.where(seq[:, off, b] + seq[:, off, a] == 2, seq[:, off, a], np.nan)
+    rpm = 1e6 / root["total_counts"][:]
+    lib_ind = root["library_individual"][:]
+    o0 = (W - O) // 2
+    obs = np.stack([np.mean([np.r_[sig[l, o0:o0 + O, 0], sig[l, o0:o0 + O, 1]] * rpm[l]
+                             for l in np.flatnonzero(lib_ind == i)], axis=0) for i in range(8)])
+    p, _ = predictor(seq[:, (W - L) // 2:(W - L) // 2 + L])
+    l2 = lambda t: np.linalg.norm(t[g == 0].mean(0) - t[g == 2].mean(0))
+    return g, l2(obs), l2(p.astype(float))
+
+
+def test_evaluate_store_composite_matches_arrays(qtl_store):
+    url, table = qtl_store
+    root = zarr.open_group(url, mode="r")
+    folds = sorted(set(root["fold"][:].tolist()))
+    dropped = folds[-1]                                     # one fold has no model given
+    preds = {f: MotifPredictor(L, O, scale=1.0 + f, threshold=0.3) for f in folds if f != dropped}
+    scores, summary = qtl.evaluate_store(url, table, preds)
+    assert "nowhere" not in set(scores.variant_id) and len(scores) == 40
+    assert scores.loc[scores.variant_id == "q4", "locus_id"].item() == root["locus_id"][4]
+    for row in scores.itertuples():
+        f = int(root["fold"][row.locus])
+        assert row.fold == f
+        if f == dropped:
+            assert row.model == "none" and np.isnan(row.pred_l2)
+            continue
+        assert row.model == ("ensemble" if f == 0 else f"replicate_{f}")
+        g, obs_l2, pred_l2 = _expected(url, row, preds[f])
+        assert (row.n_homref, row.n_het, row.n_homalt) == (np.sum(g == 0), np.sum(g == 1), np.sum(g == 2))
+        assert row.obs_l2 == pytest.approx(obs_l2, rel=1e-6)
+        assert row.pred_l2 == pytest.approx(pred_l2, rel=1e-5, abs=1e-9)
+    assert scores.loc[scores.variant_id == "q5", "n_homref"].item() + \
+        scores.loc[scores.variant_id == "q5", "n_homalt"].item() + \
+        scores.loc[scores.variant_id == "q5", "n_het"].item() == 7
+    used = scores[scores.model != "none"]
+    assert summary["n"] == len(used)
+    assert summary["pearson_r"] == pytest.approx(np.corrcoef(used.pred_l2, used.obs_l2)[0, 1])
+    assert summary["share_no_effect"] == pytest.approx(np.mean(used.pred_l2 <= 1e-6))
+    assert set(summary["by_kind"]) == {"ti", "di"}
+
+
+def test_masked_inputs_predict_no_effect(qtl_store):
+    url, table = qtl_store
+    scores, summary = qtl.evaluate_store(url, table, MotifPredictor(L, O), masked=True)
+    assert summary["share_no_effect"] == 1.0 and (scores.model == "single").all()
+
+
+def test_load_qtls_real_table():
+    t = qtl.load_qtls(real_data("qtl", "H3K27ac_hQTL_Grubert2015_hg19.vcf"))
+    assert len(t) == 2452 and list(t.columns) == list(qtl.QTL_COLUMNS)
+    assert t.loc[0, "variant_id"] == "rs138882270" and t.loc[0, "pos"] == 944956
+    assert t.loc[0, "effect"] == pytest.approx(2.005329779) and (t.kind == "ti").all()
+
+
+def test_load_qtls_errors(tmp_path):
+    (tmp_path / "x.tsv").write_text("a\tb\n1\t2\n")
+    with pytest.raises(InputError, match="unrecognised"):
+        qtl.load_qtls(tmp_path / "x.tsv")
+    (tmp_path / "y.tsv").write_text("variant_id\tchrom\tpos\tref\talt\nv\tchr1\t5\tAT\tA\n")
+    with pytest.raises(InputError, match="biallelic SNPs"):
+        qtl.load_qtls(tmp_path / "y.tsv")
+
+
+def test_simulated_cohort_genotypes_match_truth(sim, store):
+    """The simulator's truth counts genotype groups from the VCF calls: genotypes read from the
+    VCF must match exactly; from the store, a missing call reads as the reference (the build
+    writes the reference there), so only those QTLs may gain hom-ref individuals."""
+    truth = pd.read_csv(sim.truth_dir / "qtls.tsv", sep="\t", dtype={"locus_id": str})
+    snps = pd.read_csv(sim.truth_dir / "snps.tsv", sep="\t")[["variant_id", "n_missing"]]
+    truth = truth.merge(snps, on="variant_id")
+    pred = MotifPredictor(1000, 500)
+    from_vcf, summary = qtl.evaluate_store(store, sim.truth_dir / "qtls.tsv", pred, vcf=sim.vcf)
+    from_store, _ = qtl.evaluate_store(store, sim.truth_dir / "qtls.tsv", pred)
+    for scores in (from_vcf, from_store):
+        merged = truth.merge(scores, on=["variant_id", "kind"], suffixes=("_truth", ""))
+        assert len(merged) == len(truth) > 0
+        assert (merged["locus_id_truth"] == merged["locus_id"]).all()
+        exact = merged if scores is from_vcf else merged[merged.n_missing == 0]
+        for k in ("n_homref", "n_het", "n_homalt"):
+            np.testing.assert_array_equal(exact[f"{k}_truth"], exact[k])
+    gained = merged.n_homref - merged.n_homref_truth
+    assert ((gained >= 0) & (gained <= merged.n_missing)).all()
+    scored = from_vcf.dropna(subset=["obs_l2", "pred_l2"])
+    assert summary["n"] == len(scored) > 0 and np.isfinite(summary["pearson_r"])
+
+
+def test_cli_qtl_on_simulated_store(sim, store, tmp_path):
+    """`clipstore evaluate qtl`: leakage-free composite from saved models, files written."""
+    pytest.importorskip("tensorflow")
+    import json
+
+    from click.testing import CliRunner
+
+    from clipstore.cli import cli
+    from trainer.model import build_model
+
+    p = tmp_path / "m.keras"
+    build_model(1000, 1000, conv_filters=(4, 4), filters=4, n_dilated=1).save(p)
+    out = tmp_path / "out"
+    args = ["-q", "evaluate", "qtl", store, str(sim.truth_dir / "qtls.tsv"), "--ensemble", str(p),
+            "--replicate", f"2={p}", "-o", str(out)]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    scores = pd.read_csv(out / "qtl_scores.tsv", sep="\t")
+    want = {0: "ensemble", 2: "replicate_2"}
+    assert (scores["model"] == [want.get(f, "none") for f in scores["fold"]]).all()
+    summary = json.loads((out / "qtl_summary.json").read_text())
+    used = scores[scores.model != "none"].dropna(subset=["obs_l2", "pred_l2"])
+    assert summary["n"] == len(used) > 0
+    assert (out / "qtl_scatter.png").exists()
+
+
+def test_vcf_genotypes_with_and_without_index(sim, store, tmp_path):
+    import shutil
+
+    from clipstore import schema
+
+    root = schema.open_store(store)
+    located = qtl.locate(qtl.load_qtls(sim.truth_dir / "qtls.tsv"), root)
+    plain = tmp_path / "copy.vcf.gz"
+    shutil.copy(sim.vcf, plain)                       # no .tbi beside it: read once in full
+    ids = root["individual_id"][:].tolist()
+    a = qtl.genotypes_from_vcf(sim.vcf, located, ids)
+    b = qtl.genotypes_from_vcf(plain, located, ids)
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(a).mean() > 0.9
+    missing = qtl.genotypes_from_vcf(sim.vcf, located, ids[:2] + ["nobody"])
+    assert np.isnan(missing[:, 2]).all()

@@ -1,0 +1,233 @@
+"""Training configuration: one YAML file (safe-loaded) per experiment, so experiments are configs,
+not code edits. Every key can be overridden (`clipstore train cfg.yaml --set max_epochs=3`).
+
+    store: store.zarr            # local path or s3:// / gs:// / memory:// URL
+    output: models/rep1          # model dir (local or bucket URL)
+    replicate: 1                 # fold k validates, fold 0 is held out (ignored by `ensemble`)
+    ensemble: null               # e.g. [1, 2, ..., 9] or "all": one model per replicate fold
+    subsample: null              # {n: 10 or [5, 10], draws: 5, seed: 0}: n libraries x draws
+    libraries: null              # explicit library ids (else all)
+    masked: false                # train on the reference genome (variant masking)
+    fine_tune_from: null         # saved .keras model: warm-up epoch at warmup_lr, then as usual
+    model: clipnet               # size preset (clipnet, small, tiny) or a dict of build_model knobs
+    input_length: null           # null = the store's
+    output_length: null          # per strand; null = the store's
+    max_epochs: 200
+    steps_per_epoch: null        # null = one pass over the training selection
+    patience: 10
+    batch_size: 256
+    learning_rate: 0.001
+    seed: 0
+
+Relative paths resolve against the YAML file's folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clipstore.errors import InputError
+
+ALL_REPLICATES = list(range(1, 10))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training experiment (a single run, an ensemble, or a subsampling grid)."""
+
+    store: str
+    output: str
+    storage_options: dict | None = None     # fsspec options for the store (never saved)
+    replicate: int = 1
+    ensemble: list[int] | None = None
+    subsample: dict | None = None
+    libraries: list[str] | None = None
+    masked: bool = False
+    fine_tune_from: str | None = None
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-4
+    model: str | dict = "clipnet"
+    input_length: int | None = None
+    output_length: int | None = None
+    jitter: int | None = None               # null = the store's max_jitter
+    rc: bool = True
+    rpm: bool = False
+    loss: str = "clipnet"                   # clipnet | multiscale
+    loss_lambda: float = 1 / 500
+    loss_epsilon: float = 1.0
+    profile_loss: str = "cosine"            # multiscale only: cosine | multinomial
+    max_epochs: int = 200
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    patience: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    seed: int = 0
+    mixed_precision: str = "auto"           # auto (on when a GPU is present) | on | off
+    tensorboard: bool = True
+    extra: dict = field(default_factory=dict)  # free-form notes copied to the manifest
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form for manifests (storage options dropped: they may hold credentials)."""
+        d = dataclasses.asdict(self)
+        d.pop("storage_options", None)
+        return d
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _is_url(p: str) -> bool:
+    return "://" in p
+
+
+def _resolve(p: str | None, base: Path | None) -> str | None:
+    if p is None or base is None or _is_url(p) or Path(p).is_absolute():
+        return p
+    return str((base / p).resolve())
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line; the value is parsed as YAML (`3`, `[1, 2]`, `null`)."""
+    if "=" not in text:
+        raise InputError(f"override {text!r} is not key=value", hint="e.g. --set max_epochs=3")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise InputError(f"override {text!r}: value is not valid YAML ({e})")
+
+
+def _set_dotted(raw: dict, key: str, value: Any) -> None:
+    """`subsample.n=5` sets raw["subsample"]["n"]."""
+    head, _, rest = key.partition(".")
+    if not rest:
+        raw[head] = value
+        return
+    sub = raw.get(head)
+    if sub is None:
+        sub = raw[head] = {}
+    if not isinstance(sub, dict):
+        raise InputError(f"cannot set {key!r}: {head!r} is not a mapping")
+    _set_dotted(sub, rest, value)
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
+                     base: Path | None = None) -> TrainConfig:
+    """Check and convert a mapping into a TrainConfig with clear errors."""
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise InputError(f"unknown option(s) {unknown}", file=source,
+                         hint=f"known options: {sorted(_FIELDS)}")
+    for key in ("store", "output"):
+        if not raw.get(key):
+            raise InputError(f"missing required option '{key}'", file=source)
+    raw = dict(raw)
+    for key in ("store", "output", "fine_tune_from"):
+        if raw.get(key) is not None:
+            raw[key] = _resolve(str(raw[key]), base)
+    _check_types(raw, source)
+    ens = raw.get("ensemble")
+    if ens is not None:
+        if ens == "all" or ens is True:
+            ens = list(ALL_REPLICATES)
+        if not isinstance(ens, list) or not ens or any(
+                not isinstance(k, int) or k not in ALL_REPLICATES for k in ens):
+            raise InputError(f"ensemble must be 'all' or a list of replicate folds 1..9, got {ens!r}",
+                             file=source, record="ensemble")
+        raw["ensemble"] = ens
+    if raw.get("replicate", 1) not in ALL_REPLICATES:
+        raise InputError(f"replicate must be 1..9, got {raw.get('replicate')!r}", file=source,
+                         record="replicate")
+    sub = raw.get("subsample")
+    if sub is not None:
+        raw["subsample"] = _check_subsample(sub, source)
+    for key in ("max_epochs", "patience", "batch_size"):
+        if raw.get(key, 1) < (0 if key == "patience" else 1):
+            raise InputError(f"{key} must be positive, got {raw[key]}", file=source, record=key)
+    if raw.get("loss", "clipnet") not in ("clipnet", "multiscale"):
+        raise InputError(f"loss must be clipnet or multiscale, got {raw['loss']!r}", file=source,
+                         record="loss")
+    if raw.get("mixed_precision", "auto") not in ("auto", "on", "off"):
+        raise InputError("mixed_precision must be auto, on or off", file=source,
+                         record="mixed_precision")
+    model = raw.get("model", "clipnet")
+    from .model import SIZES
+
+    if isinstance(model, str) and model not in SIZES:
+        raise InputError(f"unknown model size {model!r}", file=source, record="model",
+                         hint=f"known: {sorted(SIZES)} or a mapping of build_model knobs")
+    return TrainConfig(**raw)
+
+
+_TYPES: dict[str, tuple] = {
+    "store": (str,), "output": (str,), "storage_options": (dict, type(None)),
+    "replicate": (int,), "ensemble": (list, str, bool, type(None)),
+    "subsample": (dict, type(None)), "libraries": (list, type(None)), "masked": (bool,),
+    "fine_tune_from": (str, type(None)), "warmup_epochs": (int,), "warmup_lr": (float, int),
+    "model": (str, dict), "input_length": (int, type(None)), "output_length": (int, type(None)),
+    "jitter": (int, type(None)), "rc": (bool,), "rpm": (bool,), "loss": (str,),
+    "loss_lambda": (float, int), "loss_epsilon": (float, int), "profile_loss": (str,),
+    "max_epochs": (int,), "steps_per_epoch": (int, type(None)),
+    "validation_steps": (int, type(None)), "patience": (int,), "batch_size": (int,),
+    "learning_rate": (float, int), "seed": (int,), "mixed_precision": (str,),
+    "tensorboard": (bool,), "extra": (dict,),
+}
+
+
+def _check_types(raw: dict, source: str) -> None:
+    for key, value in raw.items():
+        want = _TYPES[key]
+        bad = not isinstance(value, want) or (isinstance(value, bool) and bool not in want)
+        if bad:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in want)
+            raise InputError(f"{key} must be {names}, got {value!r}", file=source, record=key)
+
+
+def _check_subsample(sub: Any, source: str) -> dict:
+    if not isinstance(sub, dict) or "n" not in sub:
+        raise InputError("subsample needs at least n (libraries per draw)", file=source,
+                         record="subsample", hint="e.g. subsample: {n: [5, 10], draws: 5, seed: 0}")
+    extra = sorted(set(sub) - {"n", "draws", "seed", "draw"})
+    if extra:
+        raise InputError(f"unknown subsample option(s) {extra}", file=source, record="subsample",
+                         hint="known: n, draws, seed, draw")
+    n = sub["n"] if isinstance(sub["n"], list) else [sub["n"]]
+    if not n or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in n):
+        raise InputError(f"subsample.n must be positive integers, got {sub['n']!r}", file=source,
+                         record="subsample")
+    draws = sub.get("draws", 1)
+    if not isinstance(draws, int) or draws < 1:
+        raise InputError(f"subsample.draws must be >= 1, got {draws!r}", file=source,
+                         record="subsample")
+    return {"n": n if isinstance(sub["n"], list) else n[0], "draws": draws,
+            "seed": int(sub.get("seed", 0)), **({"draw": int(sub["draw"])} if "draw" in sub else {})}
+
+
+def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Read a training YAML (safe loader); `overrides` (dotted keys allowed, given as
+    `subsample__n` or via a {"subsample.n": v} dict) win over the file. path=None builds from
+    overrides alone."""
+    raw: dict[str, Any] = {}
+    source, base = "<overrides>", None
+    if path is not None:
+        path = Path(path)
+        source, base = str(path), path.parent.resolve()
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise InputError("training config not found", file=source)
+        except yaml.YAMLError as e:
+            raise InputError(f"not valid YAML ({e})", file=source)
+        if not isinstance(raw, dict):
+            raise InputError("expected a mapping of options at the top level", file=source)
+    for key, value in overrides.items():
+        _set_dotted(raw, key.replace("__", "."), value)
+    return config_from_dict(raw, source=source, base=base)

@@ -1,0 +1,494 @@
+"""Train one CLIPNET model from a store (through the clipstore readers only), resumably.
+
+    result = train(load_train_config("train.yaml"))       # one run
+    results = train_all(cfg)                               # ensemble / subsampling grid
+
+Why an epoch-at-a-time loop around `model.fit`: each epoch gets its own seeded data order
+(seed, epoch), so a killed run resumed from its last checkpoint replays exactly what an
+uninterrupted run would have seen, and early-stopping state, the fine-tuning warm-up and the
+learning rate are plain variables saved in `checkpoint/state.json` beside `checkpoint/last.keras`
+(model + optimizer). Rerunning the same command continues at the next epoch; a finished run is
+returned as is.
+
+Run folder: model.keras (best validation loss), manifest.json, log.csv, tensorboard/,
+checkpoint/{last.keras,state.json}.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipstore.errors import InputError
+
+from .config import TrainConfig
+from .manifest import MANIFEST, build_manifest, write_manifest
+from .storage import RunDir, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+MODEL = "model.keras"
+LAST = "checkpoint/last.keras"
+STATE = "checkpoint/state.json"
+# config keys that may change between a run and its resumption
+_RESUMABLE = {"max_epochs", "patience", "tensorboard", "extra", "storage_options", "output",
+              "validation_steps"}
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run's files are and how training went."""
+
+    model_path: str
+    manifest_path: str
+    history: dict[str, list[float]]
+    run_dir: str = ""
+    best_epoch: int = -1
+    epochs_run: int = 0
+    stopped_early: bool = False
+    resumed_from: int | None = None     # first epoch trained by this call (None: nothing to do)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- experiment expansion ---------------------------------------------------------------------
+def expand(cfg: TrainConfig) -> list[tuple[str, TrainConfig]]:
+    """One (relative run folder, single-run config) per model an experiment config asks for.
+
+    subsample {n: [5, 10], draws: r} x ensemble [1..9] -> n5/draw0/rep1, ...; a plain config is
+    one run in `output` itself.
+    """
+    subs: list[tuple[str, dict | None]] = [("", None)]
+    if cfg.subsample is not None and "draw" not in cfg.subsample:
+        ns = cfg.subsample["n"] if isinstance(cfg.subsample["n"], list) else [cfg.subsample["n"]]
+        subs = [(f"n{n}/draw{r}", {"n": n, "draws": 1, "seed": cfg.subsample.get("seed", 0),
+                                   "draw": r})
+                for n in ns for r in range(cfg.subsample.get("draws", 1))]
+    elif cfg.subsample is not None:
+        subs = [("", cfg.subsample)]
+    reps: list[tuple[str, int]] = ([(f"rep{k}", k) for k in cfg.ensemble] if cfg.ensemble
+                                   else [("", cfg.replicate)])
+    out = []
+    for sname, sub in subs:
+        for rname, k in reps:
+            rel = "/".join(p for p in (sname, rname) if p)
+            run = cfg.replace(subsample=sub if sub is not None else cfg.subsample, ensemble=None,
+                              replicate=k, output=_join(cfg.output, rel) if rel else cfg.output)
+            out.append((rel, run))
+    return out
+
+
+def _join(base: str, rel: str) -> str:
+    return f"{base.rstrip('/')}/{rel}"
+
+
+def train_all(cfg: TrainConfig, *, quiet: bool = True) -> list[TrainResult]:
+    """Run every model of an experiment (ensemble folds, subsampling draws) in turn; each run
+    resumes independently, so rerunning the command after a kill skips finished models."""
+    return [train(run, quiet=quiet) for _, run in expand(cfg)]
+
+
+# ---- one run ----------------------------------------------------------------------------------
+def subsample_seed(sub: dict) -> int:
+    """Seed for draw r of n libraries: distinct per (seed, n, draw), stable across versions."""
+    return int(np.random.SeedSequence([int(sub.get("seed", 0)), int(sub["n"]),
+                                       int(sub.get("draw", 0))]).generate_state(1)[0])
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
+
+
+def select(cfg: TrainConfig):
+    """(train dataset, validation dataset, selection record) for one run, from the reader."""
+    from clipstore.reader import StoreDataset
+
+    from .storage import is_url
+
+    # one set of fsspec options serves the store and the output: give it only to URLs
+    ds = StoreDataset.open(cfg.store,
+                           storage_options=cfg.storage_options if is_url(cfg.store) else None)
+    if cfg.libraries:
+        ds = ds.with_libraries(cfg.libraries)
+    if cfg.subsample is not None:
+        n = cfg.subsample["n"]
+        if isinstance(n, list):
+            raise InputError("a single run needs one subsample.n; use train_all for a grid")
+        try:
+            ds = ds.subsample(n, seed=subsample_seed(cfg.subsample))
+        except ValueError as e:
+            raise InputError(str(e), file=cfg.store, record="subsample") from None
+    ds = ds.masked(cfg.masked)
+    try:
+        ds = ds.with_lengths(cfg.input_length, cfg.output_length)
+        jitter = ds.info.max_jitter if cfg.jitter is None else cfg.jitter
+        train_ds = ds.with_split(cfg.replicate, "train").with_jitter(jitter).with_rc(cfg.rc)
+    except ValueError as e:
+        raise InputError(str(e), file=cfg.store, hint="check input_length/output_length/jitter")
+    train_ds = train_ds.with_rpm(cfg.rpm)
+    val_ds = ds.with_split(cfg.replicate, "validation").with_rpm(cfg.rpm)
+    for part, d in (("training", train_ds), ("validation", val_ds)):
+        if d.n_examples == 0:
+            raise InputError(f"no {part} examples for replicate {cfg.replicate}", file=cfg.store,
+                             hint="each of folds 1..9 needs loci; pick another replicate")
+    lib_ids = [str(s) for s in ds.meta.library_id[ds.libraries].tolist()]
+    selection = {"libraries": lib_ids, "n_libraries": len(lib_ids),
+                 "replicate": cfg.replicate, "masked": cfg.masked,
+                 "subsample": cfg.subsample, "train_loci": int(len(train_ds.loci)),
+                 "validation_loci": int(len(val_ds.loci)),
+                 "train_examples": int(train_ds.n_examples),
+                 "validation_examples": int(val_ds.n_examples),
+                 "input_length": ds.input_length, "output_length": ds.output_length,
+                 "jitter": train_ds.jitter, "rc": cfg.rc, "rpm": cfg.rpm}
+    return train_ds, val_ds, selection
+
+
+def choose_strategy():
+    """MultiWorkerMirrored when TF_CONFIG names a cluster, Mirrored on >1 GPU, else default."""
+    import tensorflow as tf
+
+    if os.environ.get("TF_CONFIG"):
+        tf_config = json.loads(os.environ["TF_CONFIG"])
+        if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+_STRATEGY = None
+
+
+def _strategy():
+    """One strategy per process (TF allows one MultiWorkerMirroredStrategy per program)."""
+    global _STRATEGY
+    if _STRATEGY is None:
+        _STRATEGY = choose_strategy()
+    return _STRATEGY
+
+
+def _worker(strategy) -> tuple[int, int]:
+    """(number of workers, this worker's index)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "cluster_spec", None):
+        return 1, 0
+    spec = resolver.cluster_spec().as_dict()
+    n = len(spec.get("worker", [])) or 1
+    return n, int(resolver.task_id or 0) if resolver.task_type == "worker" else 0
+
+
+def _compile(model, cfg: TrainConfig, lr: float) -> None:
+    import keras
+
+    from .losses import make_losses
+
+    losses, weights = make_losses(cfg.loss, lam=cfg.loss_lambda, epsilon=cfg.loss_epsilon,
+                                  profile=cfg.profile_loss)
+    model.compile(optimizer=keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+                  loss=losses, loss_weights=weights)
+
+
+def _lr(cfg: TrainConfig, epoch: int) -> float:
+    if cfg.fine_tune_from and epoch < cfg.warmup_epochs:
+        return cfg.warmup_lr
+    return cfg.learning_rate
+
+
+def _use_mixed_precision(cfg: TrainConfig) -> bool:
+    import tensorflow as tf
+
+    if cfg.mixed_precision == "on":
+        return True
+    if cfg.mixed_precision == "off":
+        return False
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _check_same_run(saved: dict, cfg: TrainConfig, where: str) -> None:
+    now = cfg.to_dict()
+    diff = sorted(k for k in set(saved) | set(now)
+                  if k not in _RESUMABLE and saved.get(k) != now.get(k))
+    if diff:
+        raise InputError(f"this folder holds a run with a different configuration ({diff})",
+                         file=where, hint="use a new output folder, or delete this one to restart")
+
+
+def _load_state(run: RunDir, cfg: TrainConfig) -> dict | None:
+    path = run.local / STATE
+    if not path.exists() or not (run.local / LAST).exists():
+        return None
+    state = json.loads(path.read_text())
+    _check_same_run(state.get("config", {}), cfg, run.public(STATE))
+    return state
+
+
+def _build_or_load(cfg: TrainConfig, in_len: int, out_len: int, state: dict | None, run: RunDir):
+    import keras
+
+    from . import losses  # noqa: F401  (registers the saved loss classes)
+    from .model import build_model, size_kwargs
+
+    if state is not None:
+        # full model + optimizer state; registered losses load under safe_mode
+        return keras.saving.load_model(str(run.local / LAST), safe_mode=True, compile=True)
+    if cfg.fine_tune_from:
+        from .predict import fetch_model
+
+        model = keras.saving.load_model(fetch_model(cfg.fine_tune_from, cfg.storage_options),
+                                        safe_mode=True, compile=False)
+        want = (in_len, 4)
+        if tuple(model.input_shape[1:]) != want or model.output["profile"].shape[-1] != 2 * out_len:
+            raise InputError(f"model to fine-tune takes {model.input_shape[1:]} -> "
+                             f"{model.output['profile'].shape[-1]}, this run needs {want} -> "
+                             f"{2 * out_len}", file=cfg.fine_tune_from,
+                             hint="set input_length/output_length to the model's")
+        for layer in model.layers:
+            layer.trainable = True
+    else:
+        model = build_model(in_len, 2 * out_len, **size_kwargs(cfg.model))
+    _compile(model, cfg, _lr(cfg, 0))
+    return model
+
+
+def _tf_data(ds, cfg: TrainConfig, strategy, n_workers: int, *, train: bool, epoch: int,
+             steps: int, pool_loci: int):
+    """A dataset for `steps` steps (per worker), cast to float on the device side."""
+    import tensorflow as tf
+
+    def make(shard_ds, batch):
+        d = shard_ds.to_tf(batch, seed=epoch_seed(cfg.seed, epoch) if train else 0, epochs=None,
+                           shuffle=train, drop_remainder=n_workers > 1, pool_loci=pool_loci)
+        d = d.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=1)
+        return d.prefetch(2)
+
+    if n_workers > 1:
+        def fn(ctx):
+            batch = ctx.get_per_replica_batch_size(cfg.batch_size)
+            # training data is sharded across workers; every worker evaluates the whole
+            # (small) validation fold, so no worker runs out of validation batches
+            part = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id) if train else ds
+            d = make(part, batch)
+            opts = tf.data.Options()
+            opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            return d.with_options(opts)
+        return strategy.distribute_datasets_from_function(fn)
+    return make(ds, cfg.batch_size)
+
+
+def _steps(ds, cfg: TrainConfig, strategy, n_workers: int, pool_loci: int, wanted: int | None,
+           *, sharded: bool = True) -> int:
+    """Steps per epoch; with several workers, the fewest any worker's shard can supply."""
+    if n_workers > 1:
+        per_replica = cfg.batch_size // strategy.num_replicas_in_sync
+        local = max(1, strategy.num_replicas_in_sync // n_workers)
+        parts = [ds.shard(n_workers, i) for i in range(n_workers)] if sharded else [ds]
+        full = min(p.n_batches(per_replica, drop_remainder=True, pool_loci=pool_loci)
+                   for p in parts) // local
+        if full == 0:
+            raise InputError("too few examples for one global batch on every worker",
+                             hint="lower batch_size or use more loci")
+    else:
+        full = ds.n_batches(cfg.batch_size, pool_loci=pool_loci)
+    return full if wanted is None else int(wanted)
+
+
+def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
+    """Train (or resume, or return the finished) single run described by `cfg`."""
+    if cfg.ensemble or (cfg.subsample is not None and "draw" not in cfg.subsample
+                        and (isinstance(cfg.subsample["n"], list)
+                             or cfg.subsample.get("draws", 1) > 1)):
+        raise InputError("this config describes several models (ensemble or subsampling grid)",
+                         hint="use trainer.train.train_all(cfg) or `clipstore train`")
+    import keras
+
+    strategy = _strategy()
+    n_workers, worker = _worker(strategy)
+    chief = worker == 0
+    # non-chief workers write their (identical) files to a scratch folder
+    run = RunDir(cfg.output if chief else _scratch(cfg.output, worker), cfg.storage_options)
+    state = _load_state(run, cfg)
+    if state is not None and state.get("finished") and (
+            state.get("stopped_early") or state["epoch"] + 1 >= cfg.max_epochs):
+        return _result(run, state, resumed_from=None)
+
+    train_ds, val_ds, selection = select(cfg)
+    previous = keras.mixed_precision.global_policy()
+    mixed = _use_mixed_precision(cfg)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        keras.utils.set_random_seed(cfg.seed)
+        with strategy.scope():
+            model = _build_or_load(cfg, train_ds.input_length, train_ds.output_length, state, run)
+        return _fit(cfg, model, run, state, train_ds, val_ds, selection, strategy, n_workers,
+                    chief, mixed, quiet)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+        if not chief:
+            shutil.rmtree(run.local, ignore_errors=True)
+
+
+def _scratch(output: str, worker: int) -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix=f"clipstore-worker{worker}-")
+
+
+def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, n_workers,
+         chief, mixed, quiet) -> TrainResult:
+    import keras
+
+    start = 0 if state is None else state["epoch"] + 1
+    best = np.inf if state is None else state["best"]
+    best_epoch = -1 if state is None else state["best_epoch"]
+    wait = 0 if state is None else state["wait"]
+    history: dict[str, list] = {} if state is None else state["history"]
+    if state is None:   # a fresh run: no stale logs from an earlier, deleted checkpoint
+        (run.local / "log.csv").unlink(missing_ok=True)
+    pool_loci = _pool_loci(train_ds, n_workers)
+    steps = _steps(train_ds, cfg, strategy, n_workers, pool_loci, cfg.steps_per_epoch)
+    vsteps = _steps(val_ds, cfg, strategy, n_workers, pool_loci, cfg.validation_steps,
+                    sharded=False)
+    val = _tf_data(val_ds, cfg, strategy, n_workers, train=False, epoch=0, steps=vsteps,
+                   pool_loci=pool_loci)
+    selection = {**selection, "steps_per_epoch": steps, "validation_steps": vsteps}
+    if n_workers > 1:
+        per_replica = cfg.batch_size // strategy.num_replicas_in_sync
+        selection["shards"] = [
+            {"index": i, "train_batches": train_ds.shard(n_workers, i).n_batches(
+                per_replica, drop_remainder=True, pool_loci=pool_loci)}
+            for i in range(n_workers)]
+    (run.local / "checkpoint").mkdir(parents=True, exist_ok=True)
+    callbacks = [keras.callbacks.CSVLogger(str(run.local / "log.csv"), append=True)]
+    if cfg.tensorboard and _have_tensorboard():
+        callbacks.append(keras.callbacks.TensorBoard(str(run.local / "tensorboard"),
+                                                     write_graph=False, profile_batch=0))
+    if n_workers > 1:
+        _multi_worker_workarounds(model, strategy, callbacks)
+    stopped_early = False
+    seconds = 0.0 if state is None else state.get("train_seconds", 0.0)
+    for epoch in range(start, cfg.max_epochs):
+        model.optimizer.learning_rate.assign(_lr(cfg, epoch))
+        data = _tf_data(train_ds, cfg, strategy, n_workers, train=True, epoch=epoch, steps=steps,
+                        pool_loci=pool_loci)
+        t0 = time.perf_counter()
+        with strategy.scope():
+            h = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
+                          validation_data=val, validation_steps=vsteps, callbacks=callbacks,
+                          shuffle=False, verbose=0 if quiet else 2)
+        seconds += time.perf_counter() - t0
+        logs = {k: float(v[-1]) for k, v in h.history.items()}
+        logs["learning_rate"] = float(_lr(cfg, epoch))
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        in_warmup = bool(cfg.fine_tune_from) and epoch < cfg.warmup_epochs
+        vloss = logs["val_loss"]
+        if not np.isfinite(vloss):
+            raise FloatingPointError(f"validation loss is {vloss} at epoch {epoch}")
+        if vloss < best:
+            best, best_epoch, wait = vloss, epoch, 0
+            _save(model, run.local / MODEL)
+        elif not in_warmup:
+            wait += 1
+        _save(model, run.local / LAST)
+        stopped_early = wait >= cfg.patience and not in_warmup
+        finished = stopped_early or epoch + 1 >= cfg.max_epochs
+        state = {"epoch": epoch, "best": best, "best_epoch": best_epoch, "wait": wait,
+                 "history": history, "finished": finished, "stopped_early": stopped_early,
+                 "train_seconds": seconds, "config": cfg.to_dict()}
+        metrics = _metrics(state, steps, cfg, selection)
+        _write_manifest(run, cfg, selection, metrics, model, mixed, n_workers)
+        atomic_write_text(run.local / STATE, json.dumps(state, indent=1) + "\n")
+        if chief:
+            run.sync()
+        if stopped_early:
+            break
+    if state is None:
+        raise InputError(f"nothing to train: max_epochs={cfg.max_epochs}")
+    return _result(run, state, resumed_from=start)
+
+
+def _multi_worker_workarounds(model, strategy, callbacks: list) -> None:
+    """Keras 3 `fit` under MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388):
+
+    * it reduces the first distributed batch to build the model symbolically and fails on dict
+      targets; the model is built already, so unpin the strategy (fit runs inside
+      `strategy.scope()`, which it then picks up);
+    * it averages the per-replica step logs with reduce(MEAN, axis=0), which fails on scalars:
+      return each log as a length-1 vector, so that reduction is the mean over replicas.
+    """
+    from keras import ops
+
+    model._distribute_strategy = None
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def vector_logs(data, step=step):
+            return {k: ops.reshape(v, (1,)) for k, v in step(data).items()}
+
+        setattr(model, name, vector_logs)
+
+
+def _have_tensorboard() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        log.warning("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+        return False
+    return True
+
+
+def _pool_loci(ds, n_workers: int) -> int:
+    """Reader pool size: the default, but small enough that every worker gets blocks."""
+    from clipstore.reader import DEFAULT_POOL_LOCI
+
+    if n_workers <= 1:
+        return DEFAULT_POOL_LOCI
+    return max(1, min(DEFAULT_POOL_LOCI, len(ds.loci) // (4 * n_workers)))
+
+
+def _save(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def _metrics(state: dict, steps: int, cfg: TrainConfig, selection: dict) -> dict:
+    h = state["history"]
+    n_epochs = state["epoch"] + 1
+    b = state["best_epoch"]
+    out = {"best_epoch": b, "best_val_loss": state["best"], "epochs": n_epochs,
+           "stopped_early": state["stopped_early"], "finished": state["finished"],
+           "train_seconds": round(state["train_seconds"], 3),
+           "examples_per_s": round(n_epochs * steps * cfg.batch_size
+                                   / max(state["train_seconds"], 1e-9), 2)}
+    for k, v in h.items():
+        if b >= 0 and b < len(v):
+            out[f"best_{k}"] = v[b]
+        out[f"final_{k}"] = v[-1]
+    return out
+
+
+def _write_manifest(run: RunDir, cfg, selection, metrics, model, mixed, n_workers) -> None:
+    info = {"file": MODEL, "parameters": int(model.count_params()),
+            "input_length": int(model.input_shape[1]),
+            "output_length": int(model.output["profile"].shape[-1]) // 2,
+            "size": cfg.model, "mixed_precision": mixed, "workers": n_workers}
+    write_manifest(run.local / MANIFEST, build_manifest(
+        store=cfg.store, selection=selection, config=cfg.to_dict(), metrics=metrics, model=info))
+
+
+def _result(run: RunDir, state: dict, resumed_from: int | None) -> TrainResult:
+    import json as _json
+
+    manifest = _json.loads((run.local / MANIFEST).read_text())
+    return TrainResult(model_path=run.public(MODEL), manifest_path=run.public(MANIFEST),
+                       history=state["history"], run_dir=run.public(""),
+                       best_epoch=state["best_epoch"], epochs_run=state["epoch"] + 1,
+                       stopped_early=state["stopped_early"], resumed_from=resumed_from,
+                       metrics=manifest.get("metrics", {}))
