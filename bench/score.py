@@ -11,7 +11,9 @@ The model is saved and loaded back through `trainer.predict.load_predictor` (wha
 score` does), and `evaluation.score.score_snps` runs end to end on a random 2 Mb FASTA written
 to bench/work: window cutting, encoding, prediction, scores, ranking. `model_seq_per_s` is
 the bare network (predict_on_batch, batch 256) for comparison, so the overhead of everything
-around it is visible. Writes bench/results/score.json (key snps_per_s).
+around it is visible; `model_seq_per_s_xla` is the same network as an XLA-compiled
+tf.function (tried for speed; slower on this CPU). Writes bench/results/score.json (key
+snps_per_s).
 """
 from __future__ import annotations
 
@@ -78,11 +80,20 @@ def main() -> None:
     for _ in range(4):
         model.predict_on_batch(x)
     model_seq_per_s = 4 * 256 / (time.perf_counter() - t)
+    # a speed option tried: XLA-compiled call (measured slower than predict_on_batch on CPU)
+    xla = tf.function(lambda v: model(v, training=False), jit_compile=True)
+    xt = tf.constant(x)
+    xla(xt)
+    t = time.perf_counter()
+    for _ in range(4):
+        xla(xt)
+    xla_seq_per_s = 4 * 256 / (time.perf_counter() - t)
 
     reference = Reference(fa)
     figures: dict = {"n_snps": args.snps, "model_params": n_params, "rc_average": "yes",
                      "threads_intra": tf.config.threading.get_intra_op_parallelism_threads(),
-                     "model_seq_per_s": round(model_seq_per_s, 1)}
+                     "model_seq_per_s": round(model_seq_per_s, 1),
+                     "model_seq_per_s_xla": round(xla_seq_per_s, 1)}
     best = None
     for bs in args.batch_size:
         pred = load_predictor(str(path), rc_average=True, batch_size=2 * bs)

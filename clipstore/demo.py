@@ -616,5 +616,9 @@ def demo(out, seed, quick, full, quiet):
     click.echo(res["verdict"]["text"])
     for d in res["verdict"]["details"]:
         click.echo(f"  - {d}")
+    g = res.get("mpra_gain") or {}
+    if g.get("delta") is not None:
+        click.echo(f"  - MPRA emVar auPRC, personalized - reference: {g['delta']:+.3f} "
+                   f"(95% CI [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}], p = {g['p_value']:.3g}).")
     click.echo(f"\nreport: {Path(res['out']) / 'report' / 'report.md'}   "
                f"(pipeline {res['wall_seconds'] / 60:.1f} min)")

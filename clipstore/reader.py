@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import blockio, schema
 from .errors import InputError
@@ -271,6 +272,7 @@ class StoreDataset:
         count = iter(range(len(blocks)))
 
         def load(b: Block):
+            b.lib_pos  # noqa: B018 - compute the block's order here, off the serving thread
             return self._read_block(b.loci, individuals, ring[next(count) % len(ring)])
 
         for block, (seq, sig) in _prefetched(blocks, load, prefetch):
@@ -298,7 +300,11 @@ class StoreDataset:
             yield _concat(pending)
 
     def _gather(self, block: Block, seq, sig, sl, shift, rc, ind_pos, scale) -> Batch:
-        """Cut examples out of the pool: one contiguous copy per example via window views."""
+        """Cut examples out of the pool: one contiguous copy per example via window views.
+
+        (Measured: this is bound by cache misses on the pool, ~2.3 us per example; RC through
+        reversed strided views + byte swaps and transpose-free profile views cost the same.)
+        """
         L, O = self.input_length, self.output_length
         W = self.info.window
         lib = block.lib_pos[sl]
@@ -353,9 +359,8 @@ def _windows(pool: np.ndarray, loc: np.ndarray, second: np.ndarray, off: np.ndar
     """
     I, P, Lp, C = pool.shape
     s0, s1, s2, s3 = pool.strides
-    view = np.lib.stride_tricks.as_strided(
-        pool, shape=(I, P, Lp - length + 1, length, C), strides=(s0, s1, s2, s2, s3),
-        writeable=False)
+    view = as_strided(pool, shape=(I, P, Lp - length + 1, length, C),
+                      strides=(s0, s1, s2, s2, s3), writeable=False)
     return view[loc, second, off]
 
 

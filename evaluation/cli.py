@@ -9,7 +9,8 @@
     clipstore score SNPS.vcf.gz --fasta hg38.fa --model m.keras -o ranked.tsv
 
 Models load with `trainer.predict.load_predictor` (several paths = an ensemble, reverse-
-complement averaging on unless --no-rc). Each command writes its numbers (JSON/CSV) and
+complement averaging on unless --no-rc); a path may be a .keras file, a run folder or a
+bucket URL. Each command writes its numbers (JSON/CSV) and
 figures (PNG + SVG + data) into the output folder, ready for `evaluate report`.
 """
 from __future__ import annotations
@@ -33,9 +34,6 @@ def _load(paths: list[str], rc: bool, batch_size: int = 256):
         from trainer.predict import load_predictor
     except ImportError as e:
         raise click.ClickException(f"loading models needs trainer.predict ({e})")
-    for p in paths:
-        if not Path(p).exists():
-            raise InputError("model not found", file=p)
     return load_predictor(paths if len(paths) > 1 else paths[0], rc_average=rc, batch_size=batch_size)
 
 

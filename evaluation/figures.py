@@ -76,7 +76,7 @@ def pr_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], stem: 
     fig, ax = plt.subplots(figsize=(4.2, 4))
     data: dict = {"title": title, "baseline": baseline, "models": {}}
     for name, (precision, recall, auprc) in curves.items():
-        ax.step(recall, precision, where="post", label=f"{name} (auPRC {auprc:.3f})")
+        ax.step(recall, precision, where="pre", label=f"{name} (auPRC {auprc:.3f})")  # AP steps
         data["models"][name] = {"precision": precision, "recall": recall, "auprc": auprc}
     if baseline is not None:
         ax.axhline(baseline, ls="--", c="grey", lw=1, label=f"random ({baseline:.3f})")

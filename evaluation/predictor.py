@@ -12,7 +12,7 @@ it has this shape, which is why evaluation never imports a model class.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -48,15 +48,6 @@ def predict(predictor: Predictor, x: np.ndarray, batch_size: int = 256
         prof[i:i + batch_size] = np.asarray(p, np.float32).reshape(-1, out)
         quant[i:i + batch_size] = np.asarray(q, np.float32).reshape(-1)
     return prof, quant
-
-
-def predict_stream(predictor: Predictor, batches: Iterable[np.ndarray]
-                   ) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    """Predict each array of a stream (keeps memory flat for 100k-SNP lists)."""
-    check_predictor(predictor)
-    for x in batches:
-        p, q = predictor(x)
-        yield np.asarray(p, np.float32), np.asarray(q, np.float32).reshape(-1)
 
 
 def encode_haploid(seqs: list[str] | list[bytes]) -> np.ndarray:

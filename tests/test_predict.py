@@ -195,3 +195,18 @@ def test_predict_cli(models, pstore, tmp_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["predict", models[0], "-o", str(tmp_path / "x.npz")])
     assert isinstance(r.exception, InputError)
+
+
+def test_clipnet_example_fasta_through_the_full_size_model():
+    """CLIPNET's own example windows (real hg38, 1 kb) into the released architecture."""
+    from tests.conftest import real_data
+    from trainer.model import build_model
+    from trainer.predict import Predictor, encode_sequences, read_fasta
+
+    fa = real_data("clipnet", "test.fa")
+    names, x = encode_sequences(read_fasta(str(fa)), 1000)
+    assert len(names) == 5 and names[0] == "chr9:70419676-70420675"
+    assert x.shape == (5, 1000, 4) and set(np.unique(x.sum(-1))) <= {0, 2}
+    pred = Predictor([build_model()], rc_average=True)
+    p, q = pred(x)
+    assert p.shape == (5, 1000) and q.shape == (5,) and pred.output_length == 500

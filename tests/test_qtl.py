@@ -187,3 +187,32 @@ def test_vcf_genotypes_with_and_without_index(sim, store, tmp_path):
     assert np.isfinite(a).mean() > 0.9
     missing = qtl.genotypes_from_vcf(sim.vcf, located, ids[:2] + ["nobody"])
     assert np.isnan(missing[:, 2]).all()
+
+
+def test_real_chr22_genotypes_store_equals_vcf(tmp_path):
+    """Real 1000 Genomes calls (contig `22`, region-named FASTA slice): genotypes read back from
+    the built store's two-hot sequences equal those from the VCF for every SNP in a locus."""
+    import cyvcf2
+
+    from clipstore import schema
+    from clipstore.build import build
+    from tests.test_build_real import _inputs
+
+    inp = _inputs(tmp_path, "beagle_test_chr22_PHASED_by_beagle5.4.vcf.gz")
+    url = str(tmp_path / "real.zarr")
+    build(str(inp["config"]), url)
+    root = schema.open_store(url)
+    rows = [{"variant_id": r.ID or f"22:{r.POS}", "chrom": "chr22", "pos": r.POS, "ref": r.REF,
+             "alt": r.ALT[0], "locus_id": None, "kind": "ti", "effect": 0.0}
+            for r in cyvcf2.VCF(str(inp["vcf"]))
+            if len(r.ALT) == 1 and len(r.REF) == 1 and len(r.ALT[0]) == 1]
+    located = qtl.locate(pd.DataFrame(rows), root)
+    assert len(located) > 20
+    ids = root["individual_id"][:].tolist()
+    from_store = qtl.genotypes_from_store(root, located)
+    from_vcf = qtl.genotypes_from_vcf(inp["vcf"], located, ids)
+    assert np.isfinite(from_vcf).all()
+    np.testing.assert_array_equal(from_store, from_vcf)
+    scores, summary = qtl.evaluate_store(url, located.drop(columns=["locus", "offset", "fold"]),
+                                         MotifPredictor(root.attrs["clipstore"]["input_length"], 100))
+    assert len(scores) == len(located) and summary["n"] == scores.dropna(subset=["obs_l2"]).shape[0]

@@ -141,3 +141,24 @@ def test_cli_score_with_a_saved_keras_model(fasta, tmp_path):
     np.testing.assert_allclose(got["log2_quantity_ratio"], want["log2_quantity_ratio"], rtol=1e-4, atol=1e-6)
     res = CliRunner().invoke(cli, ["score", str(vcf), "--fasta", fasta, "--model", str(tmp_path / "no.keras")])
     assert res.exit_code != 0
+
+
+def test_motif_predictor_strand_symmetry_and_ensemble():
+    """The baseline is strand-symmetric (RC input -> reversed, strand-swapped profile), and an
+    ensemble is the member mean."""
+    from evaluation.predictor import encode_haploid, ensemble
+
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), 120)) for _ in range(6)]
+    x = encode_haploid(seqs)
+    a, b = MotifPredictor(120, 50), MotifPredictor(120, 50, scale=3.0, threshold=0.3)
+    p, q = a(x)
+    prc, qrc = a(x[:, ::-1, ::-1])
+    flipped = p.reshape(6, 2, 50)[:, ::-1, ::-1].reshape(6, 100)
+    np.testing.assert_allclose(prc, flipped, rtol=1e-5)
+    np.testing.assert_allclose(qrc, q, rtol=1e-5)
+    pe, qe = ensemble([a, b])(x)
+    np.testing.assert_allclose(pe, (a(x)[0] + b(x)[0]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(qe, (a(x)[1] + b(x)[1]) / 2, rtol=1e-6)
+    with pytest.raises(ValueError):
+        ensemble([a, MotifPredictor(100, 50)])

@@ -86,5 +86,11 @@ def test_train_cli_with_overrides(tmp_path):
     lines = [json.loads(ln) for ln in r.output.strip().splitlines()]
     assert [ln["model"] for ln in lines] == [str(tmp_path / f"out/rep{k}/model.keras")
                                              for k in (2, 3)]
+    from trainer.train import experiment_models
+
+    assert experiment_models(str(tmp_path / "out")) == [ln["model"] for ln in lines]
+    from trainer.predict import load_predictor
+
+    assert len(load_predictor(str(tmp_path / "out")).models) == 2   # the whole ensemble
     m = json.loads((tmp_path / "out/rep3/manifest.json").read_text())
     assert m["selection"]["replicate"] == 3 and m["config"]["max_epochs"] == 1

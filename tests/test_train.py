@@ -148,7 +148,7 @@ def test_fine_tune_warmup_then_usual_lr_on_reference_only_store(trained, tmp_pat
 
 
 def test_masked_run_and_subsample_grid(lstore, tmp_path):
-    from trainer.train import expand, train_all
+    from trainer.train import expand, experiment_models, train_all
 
     cfg = tiny_config(lstore, str(tmp_path / "grid"), subsample={"n": 2, "draws": 2, "seed": 1},
                       masked=True, max_epochs=1, steps_per_epoch=2, validation_steps=1)
@@ -158,6 +158,7 @@ def test_masked_run_and_subsample_grid(lstore, tmp_path):
     sels = [json.loads(Path(r.manifest_path).read_text())["selection"] for r in results]
     assert all(s["masked"] and s["n_libraries"] == 2 for s in sels)
     assert sels[0]["libraries"] != sels[1]["libraries"]
+    assert experiment_models(cfg.output, subsample={"n": 2, "draw": 1}) == [results[1].model_path]
     for s in sels:   # never two isogenic replicates: distinct individuals (lib..._indNNN)
         inds = [lib.split("_", 1)[1] for lib in s["libraries"]]
         assert len(set(inds)) == len(inds)
@@ -182,3 +183,20 @@ def test_no_validation_loci_is_a_clear_error(tmp_path):
         pytest.skip("every fold has loci in this draw")
     with pytest.raises(InputError, match="no validation examples"):
         train(tiny_config(url, str(tmp_path / "m"), replicate=missing[0]))
+
+
+def test_trains_on_the_simulated_store_and_predicts_it(store, tmp_path):
+    """The session's simulated cohort (real file formats -> build -> store), cropped to 200 bp:
+    the full path runs; whether it learns is checked on `lstore` (too few steps here)."""
+    from trainer.predict import load_predictor, predict_store
+    from trainer.train import train
+
+    r = train(tiny_config(store, str(tmp_path / "m"), input_length=200, output_length=100,
+                          batch_size=64, steps_per_epoch=8, validation_steps=2, max_epochs=3,
+                          learning_rate=1e-2))
+    h = r.history
+    assert len(h["loss"]) == 3 and all(np.isfinite(h["loss"] + h["val_loss"]))
+    m = json.loads(Path(r.manifest_path).read_text())
+    assert m["selection"]["n_libraries"] == 10 and m["selection"]["jitter"] == 250
+    ds = predict_store(load_predictor(r.model_path), store, loci=np.arange(10))
+    assert ds.profile.shape == (8, 10, 200) and np.isfinite(ds.profile.values).all()

@@ -82,3 +82,17 @@ def test_to_dict_drops_storage_options(tmp_path):
     cfg = load_train_config(_write(tmp_path, "store: s\noutput: m\n"),
                             storage_options={"secret": "x"})
     assert "storage_options" not in cfg.to_dict() and cfg.storage_options == {"secret": "x"}
+
+
+def test_shipped_experiment_configs_load_and_expand():
+    from pathlib import Path
+
+    import trainer
+    from trainer.train import expand
+
+    folder = Path(trainer.__file__).parent / "configs"
+    counts = {p.stem: len(expand(load_train_config(p))) for p in sorted(folder.glob("*.yaml"))}
+    assert counts == {"demo": 1, "ensemble": 9, "finetune": 1, "masked": 9, "replicate": 1,
+                      "subsample": 25}
+    ft = load_train_config(folder / "finetune.yaml")
+    assert ft.fine_tune_from.endswith("models/ens/rep1/model.keras") and ft.warmup_lr == 1e-4

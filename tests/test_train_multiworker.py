@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests._train_helpers import learnable_store
@@ -66,3 +67,37 @@ def test_two_workers_train_from_sharded_readers(tmp_path):
     # only the chief wrote the run folder; the other worker used a scratch folder
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "checkpoint", "log.csv", "manifest.json", "model.keras"]
+
+
+MIRRORED = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import trainer.train as T
+T._STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])   # what 2 GPUs would get
+from trainer.config import load_train_config
+r = T.train(load_train_config(sys.argv[1]))
+print(json.dumps({"epochs": r.epochs_run, "loss": r.history["loss"],
+                  "replicas": T._STRATEGY.num_replicas_in_sync}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_mirrored_strategy_over_two_devices(tmp_path):
+    """The MirroredStrategy path (several GPUs), run on two logical CPU devices."""
+    store = learnable_store(str(tmp_path / "store.zarr"), n_loci=160)
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(f"store: {store}\noutput: {tmp_path / 'out'}\n"
+                   "model: {conv_filters: [8, 8], filters: 8, n_dilated: 2}\n"
+                   "batch_size: 32\nsteps_per_epoch: 3\nvalidation_steps: 1\nmax_epochs: 2\n"
+                   "tensorboard: false\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, "-c", MIRRORED, str(cfg)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=170)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["replicas"] == 2 and res["epochs"] == 2
+    assert all(np.isfinite(res["loss"]))
+    assert (tmp_path / "out/model.keras").exists()

@@ -26,15 +26,24 @@ def train(config, sets, store, output):
 
     overrides = dict(parse_override(s) for s in sets)
     if store:
-        overrides["store"] = store
+        overrides["store"] = _cwd_path(store)
     if output:
-        overrides["output"] = output
+        overrides["output"] = _cwd_path(output)
+    for key in ("store", "output", "fine_tune_from"):   # --set paths are relative to the cwd
+        if isinstance(overrides.get(key), str):
+            overrides[key] = _cwd_path(overrides[key])
     cfg = load_train_config(config, **overrides)
     results = train_all(cfg, quiet=is_quiet())
     for r in results:
         click.echo(json.dumps({"model": r.model_path, "manifest": r.manifest_path,
                                "epochs": r.epochs_run, "best_epoch": r.best_epoch,
                                "best_val_loss": r.metrics.get("best_val_loss")}))
+
+
+def _cwd_path(p: str) -> str:
+    import os
+
+    return p if "://" in p else os.path.abspath(p)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

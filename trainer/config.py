@@ -67,6 +67,7 @@ class TrainConfig:
     batch_size: int = 256
     learning_rate: float = 1e-3
     seed: int = 0
+    deterministic: bool = False             # also force deterministic TF kernels (slower)
     mixed_precision: str = "auto"           # auto (on when a GPU is present) | on | off
     tensorboard: bool = True
     extra: dict = field(default_factory=dict)  # free-form notes copied to the manifest
@@ -177,7 +178,8 @@ _TYPES: dict[str, tuple] = {
     "loss_lambda": (float, int), "loss_epsilon": (float, int), "profile_loss": (str,),
     "max_epochs": (int,), "steps_per_epoch": (int, type(None)),
     "validation_steps": (int, type(None)), "patience": (int,), "batch_size": (int,),
-    "learning_rate": (float, int), "seed": (int,), "mixed_precision": (str,),
+    "learning_rate": (float, int), "seed": (int,), "deterministic": (bool,),
+    "mixed_precision": (str,),
     "tensorboard": (bool,), "extra": (dict,),
 }
 

@@ -46,6 +46,19 @@ def fetch_model(path: str, storage_options: dict | None = None) -> str:
     return str(p)
 
 
+def fetch_text(path: str, storage_options: dict | None = None) -> str:
+    """Text of a local file or bucket object (manifests, experiment indexes)."""
+    if is_url(path):
+        import fsspec
+
+        with fsspec.open(path, "rt", **(storage_options or {})) as fh:
+            return fh.read()
+    try:
+        return Path(path.removeprefix("file://")).read_text()
+    except FileNotFoundError:
+        raise InputError("file not found", file=path) from None
+
+
 def flip_profile(profile: np.ndarray) -> np.ndarray:
     """Profile of the reverse-complemented sequence, back in forward coordinates:
     (B, 2*O) plus|minus -> reverse positions and swap strands."""
@@ -109,13 +122,15 @@ class Predictor:
 
 def load_predictor(paths: str | Sequence[str], rc_average: bool = True, batch_size: int = 256,
                    storage_options: dict | None = None) -> Predictor:
-    """A Predictor from one model (file or run folder) or a list of them (ensemble mean)."""
+    """A Predictor from one model (file or run folder) or a list of them (ensemble mean); an
+    experiment folder written by `train_all` (e.g. a 9-fold ensemble) means all its models."""
     import keras
 
     import trainer.losses  # noqa: F401  (registers the loss classes saved with the models)
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [str(paths)]
+    paths = [m for p in paths for m in _expand_experiment(str(p))]
     models = []
     for p in paths:
         local = fetch_model(str(p), storage_options)
@@ -125,6 +140,17 @@ def load_predictor(paths: str | Sequence[str], rc_average: bool = True, batch_si
             raise InputError(f"cannot load model safely ({e})", file=str(p)) from None
     return Predictor(models, rc_average=rc_average, batch_size=batch_size,
                      paths=[str(p) for p in paths])
+
+
+def _expand_experiment(path: str) -> list[str]:
+    """A local experiment folder (experiment.json, no model.keras) means all its models."""
+    p = Path(path)
+    if not is_url(path) and p.is_dir() and not (p / "model.keras").exists() and (
+            p / "experiment.json").exists():
+        from .train import experiment_models
+
+        return experiment_models(path)
+    return [path]
 
 
 # ---- stores -----------------------------------------------------------------------------------

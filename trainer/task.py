@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from clipstore.errors import InputError
@@ -48,6 +49,10 @@ def run(args: argparse.Namespace):
         overrides["store"] = args.store
     if args.output:
         overrides["output"] = args.output
+    for key in ("store", "output", "fine_tune_from"):   # command-line paths: relative to the cwd
+        v = overrides.get(key)
+        if isinstance(v, str) and "://" not in v:
+            overrides[key] = os.path.abspath(v)
     if args.storage_options:
         try:
             overrides["storage_options"] = json.loads(args.storage_options)

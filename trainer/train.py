@@ -30,7 +30,7 @@ from clipstore.errors import InputError
 
 from .config import TrainConfig
 from .manifest import MANIFEST, build_manifest, write_manifest
-from .storage import RunDir, atomic_write_text
+from .storage import RunDir, atomic_write_text, is_url
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,47 @@ def _join(base: str, rel: str) -> str:
     return f"{base.rstrip('/')}/{rel}"
 
 
+EXPERIMENT = "experiment.json"
+
+
 def train_all(cfg: TrainConfig, *, quiet: bool = True) -> list[TrainResult]:
     """Run every model of an experiment (ensemble folds, subsampling draws) in turn; each run
-    resumes independently, so rerunning the command after a kill skips finished models."""
-    return [train(run, quiet=quiet) for _, run in expand(cfg)]
+    resumes independently, so rerunning the command after a kill skips finished models.
+
+    A multi-model experiment also gets `experiment.json` in its output folder: one entry per
+    run (folder, replicate, subsample draw, model path), which `experiment_models` reads.
+    """
+    runs = expand(cfg)
+    results = [train(run, quiet=quiet) for _, run in runs]
+    if len(runs) > 1 and _is_chief():
+        index = {"kind": "clipstore.trainer.experiment", "config": cfg.to_dict(),
+                 "runs": [{"name": rel, "replicate": run.replicate, "subsample": run.subsample,
+                           "model": r.model_path, "manifest": r.manifest_path,
+                           "best_val_loss": r.metrics.get("best_val_loss")}
+                          for (rel, run), r in zip(runs, results)]}
+        root = RunDir(cfg.output, cfg.storage_options)
+        atomic_write_text(root.local / EXPERIMENT, json.dumps(index, indent=1) + "\n")
+        root.sync()
+    return results
+
+
+def experiment_models(output: str, *, subsample: dict | None = None) -> list[str]:
+    """Model paths of a finished multi-model experiment (e.g. the 9 ensemble members), optionally
+    only those of one subsample draw ({"n": 10, "draw": 2})."""
+    from .predict import fetch_text
+
+    index = json.loads(fetch_text(f"{output.rstrip('/')}/{EXPERIMENT}"))
+    out = []
+    for run in index["runs"]:
+        sub = run.get("subsample") or {}
+        if subsample and any(sub.get(k) != v for k, v in subsample.items()):
+            continue
+        out.append(run["model"])
+    return out
+
+
+def _is_chief() -> bool:
+    return _worker(_strategy())[1] == 0 if os.environ.get("TF_CONFIG") else True
 
 
 # ---- one run ----------------------------------------------------------------------------------
@@ -108,8 +145,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def select(cfg: TrainConfig):
     """(train dataset, validation dataset, selection record) for one run, from the reader."""
     from clipstore.reader import StoreDataset
-
-    from .storage import is_url
 
     # one set of fsspec options serves the store and the output: give it only to URLs
     ds = StoreDataset.open(cfg.store,
@@ -154,8 +189,8 @@ def choose_strategy():
     import tensorflow as tf
 
     if os.environ.get("TF_CONFIG"):
-        tf_config = json.loads(os.environ["TF_CONFIG"])
-        if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+        if len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1:
             return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
@@ -179,8 +214,11 @@ def _worker(strategy) -> tuple[int, int]:
     if resolver is None or not getattr(resolver, "cluster_spec", None):
         return 1, 0
     spec = resolver.cluster_spec().as_dict()
-    n = len(spec.get("worker", [])) or 1
-    return n, int(resolver.task_id or 0) if resolver.task_type == "worker" else 0
+    chiefs = len(spec.get("chief", []))
+    n = chiefs + len(spec.get("worker", [])) or 1
+    if resolver.task_type == "chief":
+        return n, 0
+    return n, int(resolver.task_id or 0) + chiefs     # with a chief, worker 0 is index 1
 
 
 def _compile(model, cfg: TrainConfig, lr: float) -> None:
@@ -211,7 +249,12 @@ def _use_mixed_precision(cfg: TrainConfig) -> bool:
 
 
 def _check_same_run(saved: dict, cfg: TrainConfig, where: str) -> None:
+    import dataclasses
+
     now = cfg.to_dict()
+    # keys added to TrainConfig after the run started count as their defaults
+    saved = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING}, **saved}
     diff = sorted(k for k in set(saved) | set(now)
                   if k not in _RESUMABLE and saved.get(k) != now.get(k))
     if diff:
@@ -261,11 +304,14 @@ def _tf_data(ds, cfg: TrainConfig, strategy, n_workers: int, *, train: bool, epo
     """A dataset for `steps` steps (per worker), cast to float on the device side."""
     import tensorflow as tf
 
+    @tf.autograph.experimental.do_not_convert
+    def to_float(x, y):
+        return tf.cast(x, tf.float32), y
+
     def make(shard_ds, batch):
         d = shard_ds.to_tf(batch, seed=epoch_seed(cfg.seed, epoch) if train else 0, epochs=None,
                            shuffle=train, drop_remainder=n_workers > 1, pool_loci=pool_loci)
-        d = d.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=1)
-        return d.prefetch(2)
+        return d.map(to_float, num_parallel_calls=1).prefetch(2)
 
     if n_workers > 1:
         def fn(ctx):
@@ -310,8 +356,9 @@ def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
     strategy = _strategy()
     n_workers, worker = _worker(strategy)
     chief = worker == 0
-    # non-chief workers write their (identical) files to a scratch folder
-    run = RunDir(cfg.output if chief else _scratch(cfg.output, worker), cfg.storage_options)
+    # non-chief workers write their (identical) files to a scratch folder, seeded with the
+    # chief's checkpoint so every worker resumes at the same epoch from the same weights
+    run = RunDir(cfg.output if chief else _scratch(cfg, worker), cfg.storage_options)
     state = _load_state(run, cfg)
     if state is not None and state.get("finished") and (
             state.get("stopped_early") or state["epoch"] + 1 >= cfg.max_epochs):
@@ -322,21 +369,40 @@ def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
     mixed = _use_mixed_precision(cfg)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
-        keras.utils.set_random_seed(cfg.seed)
+        keras.utils.set_random_seed(cfg.seed)   # Python, numpy and TF generators
+        if cfg.deterministic:
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
         with strategy.scope():
             model = _build_or_load(cfg, train_ds.input_length, train_ds.output_length, state, run)
-        return _fit(cfg, model, run, state, train_ds, val_ds, selection, strategy, n_workers,
-                    chief, mixed, quiet)
+        result = _fit(cfg, model, run, state, train_ds, val_ds, selection, strategy, n_workers,
+                      chief, mixed, quiet)
+        if not chief:   # point at the chief's files, not this worker's scratch copy
+            result.model_path, result.manifest_path = (_join(cfg.output, MODEL),
+                                                       _join(cfg.output, MANIFEST))
+            result.run_dir = cfg.output
+        return result
     finally:
         keras.mixed_precision.set_global_policy(previous)
         if not chief:
             shutil.rmtree(run.local, ignore_errors=True)
 
 
-def _scratch(output: str, worker: int) -> str:
+def _scratch(cfg: TrainConfig, worker: int) -> str:
     import tempfile
 
-    return tempfile.mkdtemp(prefix=f"clipstore-worker{worker}-")
+    scratch = Path(tempfile.mkdtemp(prefix=f"clipstore-worker{worker}-"))
+    if is_url(cfg.output):
+        src = RunDir(cfg.output, cfg.storage_options).local
+    else:
+        src = Path(cfg.output.removeprefix("file://"))
+    for rel in ("checkpoint", MANIFEST, MODEL):
+        if (src / rel).is_dir():
+            shutil.copytree(src / rel, scratch / rel)
+        elif (src / rel).exists():
+            shutil.copy2(src / rel, scratch / rel)
+    return str(scratch)
 
 
 def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, n_workers,
@@ -350,6 +416,8 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
     history: dict[str, list] = {} if state is None else state["history"]
     if state is None:   # a fresh run: no stale logs from an earlier, deleted checkpoint
         (run.local / "log.csv").unlink(missing_ok=True)
+    else:               # a kill between the CSV row and the checkpoint: drop the orphan rows
+        _trim_csv(run.local / "log.csv", state["epoch"])
     pool_loci = _pool_loci(train_ds, n_workers)
     steps = _steps(train_ds, cfg, strategy, n_workers, pool_loci, cfg.steps_per_epoch)
     vsteps = _steps(val_ds, cfg, strategy, n_workers, pool_loci, cfg.validation_steps,
@@ -396,7 +464,7 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
         elif not in_warmup:
             wait += 1
         _save(model, run.local / LAST)
-        stopped_early = wait >= cfg.patience and not in_warmup
+        stopped_early = wait > 0 and wait >= cfg.patience and not in_warmup
         finished = stopped_early or epoch + 1 >= cfg.max_epochs
         state = {"epoch": epoch, "best": best, "best_epoch": best_epoch, "wait": wait,
                  "history": history, "finished": finished, "stopped_early": stopped_early,
@@ -441,6 +509,15 @@ def _have_tensorboard() -> bool:
         log.warning("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
         return False
     return True
+
+
+def _trim_csv(path: Path, last_epoch: int) -> None:
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= last_epoch]
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(keep))
 
 
 def _pool_loci(ds, n_workers: int) -> int:

@@ -41,7 +41,8 @@ class Motif:
 
     @property
     def pwm(self) -> np.ndarray:
-        """(k, 4) probabilities: 0.91 for a fixed base, 0.46/0.46 for a two-base code..."""
+        """(k, 4) probabilities: 0.91 for a fixed base, 0.46 each for a two-base code, the rest
+        shared by the disallowed bases (N: 0.25 each)."""
         rows = []
         for ch in self.consensus:
             ok = _IUPAC[ch]
