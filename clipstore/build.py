@@ -12,7 +12,8 @@ How the pieces fit:
   the last write, so nothing incomplete ever looks complete. Progress lives in the store itself
   (no local lock files), so resume works on any fsspec URL.
 * workers=1 runs in-process; workers >= 2 starts a dask LocalCluster (one single-threaded process
-  per worker, `memory_limit=max_memory`); `scheduler=ADDRESS` uses an existing cluster.
+  per worker, `memory_limit=max_memory`, glibc's default malloc: see `_client`), and the driver
+  builds shards itself until the workers are up; `scheduler=ADDRESS` uses an existing cluster.
 """
 from __future__ import annotations
 
@@ -296,12 +297,15 @@ def _client(workers: int, scheduler: str | None, max_memory: int | None):
     setting pins glibc's mmap threshold at 128 KiB, so every ~0.3-0.8 MB buffer zarr and blosc
     allocate per locus chunk is a fresh mmap, page-faulted and unmapped; measured 2.2× the CPU
     per shard (1.13 vs 0.50 CPU-s for 128 loci × 67 libraries), which made 2 workers no faster
-    than 1. The build's memory is bounded by shard size (`fit_shard_loci`), not by trimming."""
+    than 1. The build's memory is bounded by shard size (`fit_shard_loci`), not by trimming.
+    Dask's statistical profiler is off too: it walks the task thread's stack every 10 ms."""
     import dask
     from distributed import Client, LocalCluster
     if scheduler:
         return Client(scheduler)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          # the statistical profiler samples the task thread 100×/s
+                          "distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                memory_limit=max_memory or "auto", dashboard_address=None,
                                silence_logs=logging.ERROR)

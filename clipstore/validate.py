@@ -32,14 +32,19 @@ def validate(url: str, inputs: str | BuildConfig | None = None, n: int = 200, se
     n_loci = root[schema.REFERENCE].shape[0]
     for i in range(schema.n_shards(n_loci, info.shard_loci)):
         sl = schema.shard_slice(i, n_loci, info.shard_loci)
-        arrays = (root[schema.SEQUENCE][:, sl], root[schema.REFERENCE][sl],
-                  root[schema.SIGNAL][:, sl])
+        rep.shards_checked += 1
+        try:
+            arrays = (root[schema.SEQUENCE][:, sl], root[schema.REFERENCE][sl],
+                      root[schema.SIGNAL][:, sl])
+        except Exception as e:  # corrupt bytes fail in the codec: a finding, not a crash
+            rep.problems.append(f"shard {i} (loci {sl.start}-{sl.stop - 1}): unreadable "
+                                f"({type(e).__name__}: {e})")
+            continue
         want = done.get(str(i), {}).get("crc32")
         if want is None:
             rep.problems.append(f"shard {i}: no checksum recorded")
         elif checksums(*arrays) != list(want):
             rep.problems.append(f"shard {i} (loci {sl.start}-{sl.stop - 1}): checksum mismatch")
-        rep.shards_checked += 1
     if inputs is None:
         return rep
     cfg = load_config(inputs) if not isinstance(inputs, BuildConfig) else inputs

@@ -246,14 +246,8 @@ def test_peak_memory_stays_under_max_memory(tmp_path):
         build(str(c["config"]), str(tmp_path / "n.zarr"), max_memory="120MB")
 
 
-def test_existing_dask_cluster_via_scheduler_address(cohort, built, tmp_path):
-    from distributed import LocalCluster
-    url, _ = built
-    out = str(tmp_path / "sched.zarr")
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=None) as cluster:
-        build(str(cohort["config"]), out, scheduler=cluster.scheduler_address)
-    assert_same_store(url, out)
+# Builds on an existing cluster (`--scheduler`, real `dask scheduler` + `dask worker` processes,
+# worker and driver killed mid-build): tests/test_cluster.py.
 
 
 # ------------------------------------------------ the shared simulated cohort (conftest `store`)

@@ -234,3 +234,19 @@ def test_on_a_store_from_the_real_build(tmp_path):
     oracle(url, got[0], ds)
     m = ds.masked(True)
     oracle(url, next(iter(m.batches(16, seed=1))), m)
+
+
+def test_abandoned_iterator_does_not_hang_interpreter_exit(small):
+    """A half-read epoch left to interpreter shutdown exits (the prefetch thread is a daemon
+    frozen at shutdown; waiting for it there used to spin forever)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("from clipstore.reader import StoreDataset\n"
+            f"it = StoreDataset.open({small!r}).batches(16, seed=0, pool_loci=32)\n"
+            "next(it)\nprint('ok')\n")
+    root = str(Path(__file__).resolve().parents[1])
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, cwd=root)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

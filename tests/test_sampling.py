@@ -60,3 +60,16 @@ def test_unshuffled_order_is_store_order():
                           seed=0, epoch=0)
     loc = np.concatenate([b.loci[b.locus_pos] for b in blocks])
     assert np.array_equal(loc, np.repeat(np.arange(300), 2))
+
+
+def test_block_order_is_computed_lazily_and_reproducibly():
+    """Blocks know their size without sorting; the order is computed when first served."""
+    loci = np.arange(3000)
+    a = epoch_blocks(loci, 67, shard_loci=128, pool_loci=512, shuffle=True, seed=3, epoch=1)
+    assert all("_order" not in vars(b) for b in a)
+    assert sum(b.n_examples for b in a) == 3000 * 67
+    assert "_order" not in vars(a[0])
+    b = epoch_blocks(loci, 67, shard_loci=128, pool_loci=512, shuffle=True, seed=3, epoch=1)
+    assert np.array_equal(a[2].lib_pos, b[2].lib_pos)
+    assert np.array_equal(a[2].locus_pos, b[2].locus_pos)
+    assert len(a[2].lib_pos) == a[2].n_examples

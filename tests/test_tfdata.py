@@ -57,3 +57,25 @@ def test_tf_feeds_keras_fit(url):
     model.compile("adam", loss={"profile": "mse", "quantity": "mse"})
     hist = model.fit(ds.to_tf(batch_size=64, epochs=None), steps_per_epoch=3, epochs=1, verbose=0)
     assert np.isfinite(hist.history["loss"][-1])
+
+
+def test_tf_batches_do_not_page_fault_once_warm(tmp_path):
+    """TF's generator kernel pins glibc's mmap threshold at 128 KiB, which made every large
+    buffer (blosc's, each batch's) fresh mmapped memory: ~1 page fault per 4 KiB read. The
+    reader re-tunes malloc; a warm pipeline then faults far less than once per batch page."""
+    import resource
+
+    url = synthetic_store(str(tmp_path / "f.zarr"), n_loci=96, n_individuals=4, replicates=1,
+                          input_length=1000, max_jitter=20, output_length=500, shard_loci=32,
+                          seed=2)
+    ds = StoreDataset.open(url).with_jitter(20).with_rc(True)
+    it = iter(ds.to_tf(batch_size=128, epochs=None, drop_remainder=True))
+    for _ in range(8):
+        next(it)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    n = 30
+    for _ in range(n):
+        next(it)
+    per_batch = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / n
+    pages = (128 * 1000 * 4 + 128 * 1000 * 4) // 4096   # x + profile of one batch
+    assert per_batch < pages / 4, (per_batch, pages)

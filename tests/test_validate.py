@@ -68,3 +68,19 @@ def test_incomplete_store_is_refused(built, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["validate", inc])
     assert e.value.code == 2 and "did not finish" in capsys.readouterr().err
+
+
+def test_corrupted_chunk_bytes_are_reported_not_a_crash(built, tmp_path, capsys):
+    _, out = built
+    bad = tmp_path / "bad.zarr"
+    shutil.copytree(out, bad)
+    shard = sorted((bad / "signal" / "c").rglob("*"))
+    shard = [p for p in shard if p.is_file()][0]
+    raw = bytearray(shard.read_bytes())
+    raw[40:200] = bytes(160)                      # zero a run of compressed bytes
+    shard.write_bytes(bytes(raw))
+    rep = validate(str(bad))
+    assert not rep.ok and any("unreadable" in p or "checksum" in p for p in rep.problems)
+    with pytest.raises(SystemExit) as e:
+        main(["validate", str(bad)])
+    assert e.value.code == 1
