@@ -84,6 +84,27 @@ def time_tf(ds: StoreDataset, n_batches: int, warmup: int | None = None,
     return n_batches * BATCH / dt, nbytes / dt / 1e6, warm_s
 
 
+def time_numpy(ds: StoreDataset, n_batches: int) -> tuple[float, float]:
+    """The same batches from the framework-free numpy iterator (what GenVarLoader's numpy
+    indexing is compared with like for like): examples/s and CPU us per example."""
+    import itertools
+
+    def forever():
+        bufs: list[dict] = []
+        for ep in itertools.count():
+            yield from ds.batches(BATCH, seed=0, epoch=ep, drop_remainder=True, buffers=bufs)
+
+    it = forever()
+    for _ in range(-(-3 * DEFAULT_POOL_LOCI * len(ds.libraries) // BATCH)):
+        next(it)
+    t, c = time.perf_counter(), time.process_time()
+    for _ in range(n_batches):
+        next(it)
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    it.close()
+    return n_batches * BATCH / dt, cpu / (n_batches * BATCH) * 1e6
+
+
 def distinct_loci_min(ds: StoreDataset, n: int = 400) -> int:
     out = []
     for i, b in enumerate(ds.batches(BATCH, seed=0, drop_remainder=True)):
@@ -288,6 +309,8 @@ def main() -> None:
     fig["load_average_1m_clipstore"] = os.getloadavg()[0]
     fig["peak_rss_mb"] = peak_rss_mb()
     fig["distinct_loci_per_batch_min"] = distinct_loci_min(ds)
+    (fig["clipstore_numpy_examples_per_s"],
+     fig["clipstore_numpy_cpu_us_per_example"]) = time_numpy(ds, a.batches)
     fig["ceiling_examples_per_s"] = time_ceiling(a.batches)
 
     def attempt(key, fn):
@@ -317,6 +340,8 @@ def main() -> None:
     for k in ("ceiling", "naive", "genvarloader"):
         v = fig.get(f"{k}_cpu_us_per_example")
         fig[f"cpu_ratio_vs_{k}"] = v / cc if v and cc else None
+    g = fig.get("genvarloader_examples_per_s")
+    fig["ratio_numpy_vs_genvarloader"] = fig["clipstore_numpy_examples_per_s"] / g if g else None
     fig["targets_met"] = ", ".join(
         name for name, ok in [
             ("150k/s", c >= 150_000), (">=40% ceiling", fig["ratio_vs_ceiling"] >= 0.4),

@@ -30,7 +30,7 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -295,10 +295,8 @@ def evaluate_run(out: Path, run: Run, folders: list[str], store: str, sim: dict,
     path = out / "eval" / f"{run.name}.json"
     if path.exists():
         return read_json(path)
-    import pandas as pd
-
-    from evaluation import crossloci, mpra, qtl
     from clipstore.folds import fold_of, load_fold_map
+    from evaluation import crossloci, mpra, qtl
 
     t0 = time.perf_counter()
     preds = predictors_for(folders, plan)

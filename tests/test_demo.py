@@ -101,3 +101,23 @@ def test_quick_demo_resumes_without_retraining_and_refuses_another_plan(quick_de
     assert {p: p.stat().st_mtime_ns for p in logs} == before
     other = run_cli("demo", "--out", str(quick_demo))           # the default plan
     assert other.returncode == 2 and "another plan" in other.stderr
+
+
+def test_full_plan_is_the_papers_schedule(tmp_path):
+    """--full (not run here: it needs a GPU for hours) asks for 9-fold ensembles, 5 draws of
+    n = 5..30 libraries, CLIPNET's model and optimiser settings — checked on the configs it
+    would hand the trainer."""
+    from clipstore.demo import PLANS, plan_runs, train_config
+
+    plan = PLANS["full"]
+    runs = plan_runs(plan, n_libraries=67, n_individuals=58)
+    sub = [r for r in runs if r.kind == "subsampled"]
+    assert [r.name for r in runs[:2]] == ["personalized", "reference"]
+    assert sorted({r.n_libraries for r in sub}) == [5, 10, 15, 20, 30] and len(sub) == 25
+    cfgs = [train_config(plan, r, "store.zarr", tmp_path, 0) for r in runs]
+    assert all(c.ensemble == list(range(1, 10)) and c.model == "clipnet" for c in cfgs)
+    assert all((c.batch_size, c.learning_rate, c.patience, c.max_epochs) == (256, 1e-3, 10, 200)
+               and c.steps_per_epoch is None for c in cfgs)
+    assert [c.masked for c in cfgs[:2]] == [False, True]
+    from trainer.train import expand
+    assert len(expand(cfgs[0])) == 9                 # one model per replicate fold

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from tests.test_demo import quick_demo  # noqa: F401  (session fixture: one --quick run, reused)
