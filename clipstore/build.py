@@ -156,16 +156,24 @@ def plan(config: BuildConfig) -> Plan:
                 np.array(totals, dtype=np.float64), counts)
 
 
+def geometry(config: BuildConfig) -> schema.StoreInfo:
+    """The store's windows for this config (lengths only): the one place they are derived."""
+    return schema.StoreInfo(input_length=config.input_length, max_jitter=config.max_jitter,
+                            output_length=config.output_length, shard_loci=config.shard_loci)
+
+
 def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """(sequence, reference, signal, counts) of shard i: a pure function of the inputs."""
     cfg = p.config
     sl = schema.shard_slice(i, p.n_loci, cfg.shard_loci)
-    W, n = cfg.window, sl.stop - sl.start
+    geom = geometry(cfg)
+    W, n = geom.window, sl.stop - sl.start
+    SW, s_off = geom.signal_window, geom.signal_offset
     fa = open_fasta(cfg.reference)
     contigs = contigs_of(fa)
     ref = np.zeros((n, W, 4), np.uint8)
     seq = np.zeros((len(p.individuals), n, W, 4), np.uint8)
-    sig = np.zeros((len(cfg.libraries), n, W, 2), np.float32)
+    sig = np.zeros((len(cfg.libraries), n, SW, 2), np.float32)
     counts = dict.fromkeys(SKIP_KEYS, 0)
     vcf = None
     if cfg.variants:
@@ -192,7 +200,7 @@ def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             names = p.bw_chroms[li][strand]
             for c in dict.fromkeys(chrom[sl].tolist()):      # loci are sorted by contig
                 ks = np.flatnonzero(chrom[sl] == c)
-                sig[li, ks, :, strand] = windows(bw, names[c], start[sl][ks], W)
+                sig[li, ks, :, strand] = windows(bw, names[c], start[sl][ks] + s_off, SW)
             bw.close()
     return seq, ref, sig, counts
 
@@ -221,10 +229,13 @@ def fit_shard_loci(config: BuildConfig, n_ind: int, n_lib: int, max_memory: int 
     """Largest shard size ≤ config.shard_loci whose work fits in `max_memory` per worker.
 
     Per locus a task holds its arrays once and about one encoded copy while zarr writes them
-    (measured slope: 0.26 MB per locus for 58 individuals and 67 libraries at W = 1500)."""
+    (measured slope: 0.26 MB per locus for 58 individuals and 67 libraries at W = 1500, when
+    signal still covered W; it now covers the shorter signal window)."""
     if not max_memory:
         return config.shard_loci
-    per_locus = config.window * (4 * n_ind * 2 + 4 * 2 + 8 * n_lib * 2)  # arrays + encode copies
+    geom = geometry(config)
+    per_locus = (geom.window * (4 * n_ind * 2 + 4 * 2)
+                 + geom.signal_window * 8 * n_lib * 2)  # arrays + encode copies
     fit = (max_memory - baseline - (4 << 20)) // per_locus   # 4 MiB: one bigWig read block
     if fit < 1:
         raise InputError(f"--max-memory {max_memory / 2**20:.0f} MiB is too small: one locus "
@@ -265,6 +276,11 @@ def _open_or_create(url: str, p: Plan, cfg_dict: dict, overwrite: bool,
         elif attrs is None:
             raise InputError("output path already holds something that is not a clipstore store",
                              file=url, hint="choose another --output, or pass --overwrite")
+        elif attrs.get("schema_version") != schema.SCHEMA_VERSION:
+            raise InputError(f"output holds a store of clipstore schema version "
+                             f"{attrs.get('schema_version')} (this clipstore writes "
+                             f"{schema.SCHEMA_VERSION}); it cannot be resumed", file=url,
+                             hint="pass --overwrite to rebuild it, or choose another --output")
         elif attrs.get("build_config") != cfg_dict:
             raise InputError("output already holds a store built from a different config",
                              file=url, hint="choose another --output, or pass --overwrite to "

@@ -61,6 +61,8 @@ class Plan:
     batch_size: int
     learning_rate: float = 1e-3
     rpm: bool = True                      # train and score on reads per million
+    quantity_scale: float | str = "auto"  # quantity head output scale (trainer.model): short
+                                          # schedules cannot otherwise reach targets ~100s
     build_workers: int = 2
     notes: str = ""
 
@@ -96,7 +98,7 @@ PLANS: dict[str, Plan] = {
                  output_length=500, shard_loci=128, mpra_max=5000),
         model="clipnet", subsample_n=(5, 10, 15, 20, 30), draws=5,
         ensemble=tuple(range(1, 10)), max_epochs=200, steps_per_epoch=0, patience=10,
-        batch_size=256, notes="paper-sized: 9-fold ensembles, 5 draws per n; needs a GPU"),
+        batch_size=256, quantity_scale=1.0, notes="paper-sized: 9-fold ensembles, 5 draws per n; needs a GPU"),
 }
 
 
@@ -194,17 +196,28 @@ def stage_simulate(out: Path, plan: Plan, seed: int, log: Log) -> dict:
     return info
 
 
-def stage_build(out: Path, sim: dict, plan: Plan, log: Log) -> str:
+def stage_build(out: Path, sim: dict, plan: Plan, log: Log) -> tuple[str, bool]:
+    """Build (or resume) the store: (url, whether an unreadable old store was replaced)."""
     from clipstore import schema
     from clipstore.build import build
 
+    from .errors import IncompleteStoreError, InputError
+
     url = str(out / "store.zarr")
+    overwrite = False
     try:
         schema.open_store(url)
         log("build: store complete already")
-        return url
-    except Exception:
-        pass
+        return url, False
+    except IncompleteStoreError:
+        pass                                # a killed build: the same call resumes it
+    except InputError:
+        if Path(url).exists():              # e.g. written by an older schema: rebuild it, and
+            overwrite = True                # drop what was derived from it
+            import shutil
+            for d in ("models", "eval", "report"):
+                shutil.rmtree(out / d, ignore_errors=True)
+            log("build: the store here is unreadable by this clipstore; rebuilding it")
     log(f"build: {url} with {plan.build_workers} workers")
     import logging
 
@@ -221,12 +234,13 @@ def stage_build(out: Path, sim: dict, plan: Plan, log: Log) -> str:
     try:
         with warnings.catch_warnings():      # e.g. "Port 8787 is already in use" (dashboard)
             warnings.simplefilter("ignore", UserWarning)
-            s = build(sim["config"], url, workers=plan.build_workers, quiet=True)
+            s = build(sim["config"], url, workers=plan.build_workers, quiet=True,
+                      overwrite=overwrite)
     finally:
         for h in handlers:
             h.removeFilter(flt)
     log(f"build: {s.n_loci} loci x {s.n_libraries} libraries in {s.seconds:.0f}s")
-    return url
+    return url, overwrite
 
 
 def train_config(plan: Plan, run: Run, store: str, out: Path, seed: int):
@@ -235,7 +249,8 @@ def train_config(plan: Plan, run: Run, store: str, out: Path, seed: int):
     return TrainConfig(
         store=store, output=str(out / "models" / run.name), replicate=1,
         ensemble=list(plan.ensemble) if plan.ensemble else None, subsample=run.subsample,
-        masked=run.masked, model=plan.model, rpm=plan.rpm, max_epochs=plan.max_epochs,
+        masked=run.masked, model=plan.model, quantity_scale=plan.quantity_scale, rpm=plan.rpm,
+        max_epochs=plan.max_epochs,
         steps_per_epoch=plan.steps_per_epoch or None, patience=plan.patience,
         batch_size=plan.batch_size, learning_rate=plan.learning_rate, seed=seed,
         tensorboard=False, extra={"demo_run": run.name, "demo_plan": plan.name})
@@ -589,7 +604,11 @@ def run_demo(out: str | Path = "demo_out", *, plan: str | Plan = "default", seed
 
     sim = timed("simulate", not (out / "sim" / "simulated.json").exists(), stage_simulate,
                 out, plan, seed, log)
-    store = timed("build", not _complete(out / "store.zarr"), stage_build, out, sim, plan, log)
+    store, rebuilt = timed("build", not _complete(out / "store.zarr"), stage_build, out, sim,
+                           plan, log)
+    if rebuilt:                         # models and evaluations of the old store were dropped
+        work = {k: v for k, v in work.items() if k in ("simulate", "build")}
+        write_json(tfile, work)
     runs = plan_runs(plan, sim["n_libraries"], sim["n_individuals"])
     models, trained = stage_train(out, plan, runs, store, seed, log)
     for name, dt in trained.items():

@@ -20,7 +20,8 @@ def store_summary(url: str, storage_options: dict | None = None) -> dict[str, An
     info = schema.store_info(root)
     folds, counts = np.unique(root["fold"][:], return_counts=True)
     dims = {"individual": root[schema.SEQUENCE].shape[0], "locus": root[schema.REFERENCE].shape[0],
-            "position": info.window, "library": root[schema.SIGNAL].shape[0]}
+            "position": info.window, "signal_position": info.signal_window,
+            "library": root[schema.SIGNAL].shape[0]}
     return {
         "store": url, "complete": info.complete, "reference_only": info.reference_only,
         "dims": dims, "input_length": info.input_length, "max_jitter": info.max_jitter,
@@ -35,7 +36,7 @@ def format_summary(s: dict[str, Any]) -> str:
     d = s["dims"]
     lines = [f"store        {s['store']}" + ("" if s["complete"] else "   (INCOMPLETE build)"),
              f"dims         individual {d['individual']}  locus {d['locus']}  position "
-             f"{d['position']}  library {d['library']}",
+             f"{d['position']}  signal_position {d['signal_position']}  library {d['library']}",
              f"lengths      input {s['input_length']}  jitter ±{s['max_jitter']}  output "
              f"{s['output_length']}  shard {s['shard_loci']} loci",
              "folds        " + "  ".join(f"{f}:{n}" for f, n in s["folds"].items()),

@@ -203,17 +203,21 @@ class StoreDataset:
         if jitter < 0 or li <= 0 or lo <= 0 or lo > li or li + 2 * jitter > W:
             raise ValueError(f"input {li} + 2 x jitter {jitter} must fit the stored window {W} "
                              f"(output {lo} <= input)")
+        first = _output_start(self.info, li, lo, -jitter)        # in signal-window coordinates
+        if first < 0 or _output_start(self.info, li, lo, jitter) + lo > self.info.signal_window:
+            raise ValueError(f"output {lo} + 2 x jitter {jitter} (centred in input {li}) must fit "
+                             f"the stored window of signal, {self.info.signal_window} bp")
 
     # ---- reading ------------------------------------------------------------------------
     def _read_block(self, loci: np.ndarray, individuals: np.ndarray,
                     buffers: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Locus-major pools over the whole stored window: seq (P, n_ind, W, 4) uint8 and
-        sig (P, n_lib, W, 2) float32, decoded in place (no crop copy; `buffers` reused)."""
+        """Locus-major pools over the whole stored windows: seq (P, n_ind, W, 4) uint8 and
+        sig (P, n_lib, SW, 2) float32, decoded in place (no crop copy; `buffers` reused)."""
         root = self.meta.root
-        W, P = self.info.window, len(loci)
+        W, SW, P = self.info.window, self.info.signal_window, len(loci)
         n_ind = 1 if self.is_masked else len(individuals)
         seq = _buffer(buffers, "seq", (P, n_ind, W, 4), np.uint8)
-        sig = _buffer(buffers, "sig", (P, len(self.libraries), W, 2), np.float32)
+        sig = _buffer(buffers, "sig", (P, len(self.libraries), SW, 2), np.float32)
         all_ind = len(individuals) == self.meta.n_individuals and np.array_equal(
             individuals, np.arange(n_ind))
         all_lib = len(self.libraries) == len(self.meta.library_id) and np.array_equal(
@@ -306,12 +310,10 @@ class StoreDataset:
         reversed strided views + byte swaps and transpose-free profile views cost the same.)
         """
         L, O = self.input_length, self.output_length
-        W = self.info.window
         lib = block.lib_pos[sl]
         loc = block.locus_pos[sl]
-        in0 = (W - L) // 2 + shift
-        x = _windows(seq, loc, ind_pos[lib], in0, L)                     # (B, L, 4)
-        y = _windows(sig, loc, lib, in0 + (L - O) // 2, O)               # (B, O, 2)
+        x = _windows(seq, loc, ind_pos[lib], _input_start(self.info, L, shift), L)   # (B, L, 4)
+        y = _windows(sig, loc, lib, _output_start(self.info, L, O, shift), O)         # (B, O, 2)
         if rc.any():
             x[rc] = x[rc, ::-1, ::-1]
             y[rc] = y[rc, ::-1, ::-1]
@@ -348,6 +350,17 @@ class ShardedDataset:
 
     def n_batches(self, batch_size: int, **kw) -> int:
         return self.dataset.n_batches(batch_size, shard=self.shard_spec, **kw)
+
+
+def _input_start(info: schema.StoreInfo, L: int, shift):
+    """Start of the input window in the sequence window: centred, then shifted."""
+    return (info.window - L) // 2 + shift
+
+
+def _output_start(info: schema.StoreInfo, L: int, O: int, shift):
+    """Start of the output window in the SIGNAL window: centred in the (shifted) input window,
+    moved from sequence-window to signal-window coordinates by the store's signal offset."""
+    return _input_start(info, L, shift) + (L - O) // 2 - info.signal_offset
 
 
 def _windows(pool: np.ndarray, loc: np.ndarray, second: np.ndarray, off: np.ndarray, length: int

@@ -3,11 +3,16 @@
 A clipstore store is a Zarr v3 group that `xarray.open_zarr` opens with no help. Everything
 that knows a chunk shape or an attribute key imports it from here.
 
-Layout (W = input_length + 2 * max_jitter, the stored window):
+Layout (W = input_length + 2 * max_jitter, the sequence window; S = output_length +
+2 * max_jitter, the signal window, centred on the same locus centre — readers never look at
+counts outside it, and decoding them was most of the loader's CPU):
 
-    sequence   (individual, locus, position, base)  uint8   two-hot of each individual's genome
-    reference  (locus, position, base)              uint8   one-hot of the reference
-    signal     (library, locus, position, strand)   float32 counts as read from the bigWigs (>= 0)
+    sequence   (individual, locus, position, base)         uint8   two-hot of each genome
+    reference  (locus, position, base)                     uint8   one-hot of the reference
+    signal     (library, locus, signal_position, strand)   float32 counts from the bigWigs (>= 0)
+
+`signal_position` p is `position` p + `StoreInfo.signal_offset`; the coordinates `position` and
+`signal_position` hold both as bp offsets from the locus centre (so they line up in xarray).
 
 Chunks are locus-major: one chunk holds one locus for all individuals (or libraries), one shard
 holds `shard_loci` consecutive loci. The build writes whole shards only (dask partial-shard
@@ -24,7 +29,7 @@ from zarr.codecs import BloscCodec
 
 from .errors import IncompleteStoreError, InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: signal over the signal window only (was the sequence window)
 ATTRS_KEY = "clipstore"  # root attribute holding the StoreInfo dict below
 
 BASES = ("A", "C", "G", "T")
@@ -35,7 +40,7 @@ SEQUENCE, REFERENCE, SIGNAL = "sequence", "reference", "signal"
 DIMS: dict[str, tuple[str, ...]] = {
     SEQUENCE: ("individual", "locus", "position", "base"),
     REFERENCE: ("locus", "position", "base"),
-    SIGNAL: ("library", "locus", "position", "strand"),
+    SIGNAL: ("library", "locus", "signal_position", "strand"),
 }
 DTYPES = {SEQUENCE: np.uint8, REFERENCE: np.uint8, SIGNAL: np.float32}
 
@@ -55,7 +60,12 @@ LIBRARY_COORDS: dict[str, tuple[str, str]] = {
 }
 INDIVIDUAL_COORDS: dict[str, tuple[str, str]] = {"individual_id": ("individual", "<U64")}
 LABEL_COORDS: dict[str, tuple[str, str]] = {"base": ("base", "<U1"), "strand": ("strand", "<U1")}
-ALL_COORDS = {**LOCUS_COORDS, **LIBRARY_COORDS, **INDIVIDUAL_COORDS, **LABEL_COORDS}
+POSITION_COORDS: dict[str, tuple[str, str]] = {   # bp offset from the locus centre
+    "position": ("position", "int32"),
+    "signal_position": ("signal_position", "int32"),
+}
+ALL_COORDS = {**LOCUS_COORDS, **LIBRARY_COORDS, **INDIVIDUAL_COORDS, **LABEL_COORDS,
+              **POSITION_COORDS}
 
 DEFAULT_SHARD_LOCI = 128
 
@@ -87,11 +97,34 @@ class StoreInfo:
 
     @property
     def window(self) -> int:
+        """Length of the sequence window (`position`): input plus jitter either side."""
         return self.input_length + 2 * self.max_jitter
+
+    @property
+    def signal_window(self) -> int:
+        """Length of the signal window (`signal_position`): output plus jitter either side."""
+        return self.output_length + 2 * self.max_jitter
+
+    @property
+    def signal_offset(self) -> int:
+        """Where the signal window starts inside the sequence window: sequence-window offset
+        o is signal-window offset o - signal_offset (the unjittered output window sits at
+        max_jitter in the signal window, as the input window does in the sequence window)."""
+        return (self.input_length - self.output_length) // 2
+
+    def position_offsets(self) -> np.ndarray:
+        """`position` coordinate: bp from the locus centre (centre = start + window // 2)."""
+        return np.arange(self.window, dtype=np.int32) - self.window // 2
+
+    def signal_position_offsets(self) -> np.ndarray:
+        """`signal_position` coordinate: bp from the locus centre, aligned with `position`."""
+        return self.position_offsets()[self.signal_offset:self.signal_offset + self.signal_window]
 
     def to_attrs(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["window"] = self.window
+        d["signal_window"] = self.signal_window
+        d["signal_offset"] = self.signal_offset
         d["skipped"] = dict(self.skipped or {})
         d["build_config"] = dict(self.build_config or {})
         return d
@@ -117,9 +150,12 @@ def create_store(url: str, *, n_loci: int, individuals: list[str], libraries: li
     Coordinate values are written by the caller (`write_coords`); `complete` stays False until
     `mark_complete` so that a killed build never looks finished.
     """
+    if info.output_length > info.input_length:
+        raise InputError(f"output_length {info.output_length} is longer than input_length "
+                         f"{info.input_length}", hint="the output window lies inside the input")
     root = zarr.open_group(url, mode="w" if overwrite else "w-", zarr_format=3,
                            storage_options=storage_options)
-    W, S = info.window, info.shard_loci
+    W, SW, S = info.window, info.signal_window, info.shard_loci
     n_ind, n_lib = len(individuals), len(libraries)
     coords = " ".join(LOCUS_COORDS)
     _create(root, SEQUENCE, (n_ind, n_loci, W, 4), DTYPES[SEQUENCE], DIMS[SEQUENCE],
@@ -128,13 +164,17 @@ def create_store(url: str, *, n_loci: int, individuals: list[str], libraries: li
     _create(root, REFERENCE, (n_loci, W, 4), DTYPES[REFERENCE], DIMS[REFERENCE],
             chunks=(1, W, 4), shards=(S, W, 4),
             attributes={"coordinates": coords, "encoding": "one-hot ACGT"})
-    _create(root, SIGNAL, (n_lib, n_loci, W, 2), DTYPES[SIGNAL], DIMS[SIGNAL],
-            chunks=(n_lib, 1, W, 2), shards=(n_lib, S, W, 2),
+    _create(root, SIGNAL, (n_lib, n_loci, SW, 2), DTYPES[SIGNAL], DIMS[SIGNAL],
+            chunks=(n_lib, 1, SW, 2), shards=(n_lib, S, SW, 2),
             attributes={"coordinates": coords + " " + " ".join(LIBRARY_COORDS),
                         "units": "counts"})
-    sizes = {"locus": n_loci, "individual": n_ind, "library": n_lib, "base": 4, "strand": 2}
+    sizes = {"locus": n_loci, "individual": n_ind, "library": n_lib, "base": 4, "strand": 2,
+             "position": W, "signal_position": SW}
     for name, (dim, dtype) in ALL_COORDS.items():
-        _create(root, name, (sizes[dim],), dtype, (dim,))
+        _create(root, name, (sizes[dim],), dtype, (dim,),
+                attributes={"units": "bp from locus centre"} if name in POSITION_COORDS else None)
+    root["position"][:] = info.position_offsets()
+    root["signal_position"][:] = info.signal_position_offsets()
     root["base"][:] = np.array(BASES)
     root["strand"][:] = np.array(STRANDS)
     root["individual_id"][:] = np.asarray(individuals, dtype="<U64")
@@ -161,6 +201,21 @@ def store_info(root: zarr.Group) -> StoreInfo:
                          file=str(root.store), hint="build one with `clipstore build CONFIG.yaml`")
 
 
+def check_schema_version(info: StoreInfo, url: str) -> None:
+    """Refuse a store laid out by another schema version (e.g. v1 kept signal over the whole
+    sequence window): reading it with this layout's offsets would silently shift tracks."""
+    if info.schema_version < SCHEMA_VERSION:
+        raise InputError(
+            f"this store was built by an older clipstore (schema version {info.schema_version}, "
+            f"this clipstore reads {SCHEMA_VERSION}); rebuild with `clipstore build CONFIG.yaml "
+            "--output STORE --overwrite`", file=url,
+            hint="schema 2 stores signal over output_length + 2 x max_jitter only")
+    if info.schema_version > SCHEMA_VERSION:
+        raise InputError(
+            f"this store was built by a newer clipstore (schema version {info.schema_version}, "
+            f"this clipstore reads {SCHEMA_VERSION})", file=url, hint="upgrade clipstore")
+
+
 def mark_complete(root: zarr.Group, **updates: Any) -> None:
     """The last write of a build: flips `complete` (and records final counts) in one attribute."""
     attrs = dict(root.attrs[ATTRS_KEY])
@@ -177,6 +232,7 @@ def open_store(url: str, *, storage_options: dict | None = None, mode: str = "r"
         raise InputError("no clipstore store here", file=url,
                          hint="check the path, or build one with `clipstore build CONFIG.yaml`")
     info = store_info(root)
+    check_schema_version(info, url)
     if require_complete and not info.complete:
         raise IncompleteStoreError(
             "this store's build did not finish, so it may hold partial data", file=url,

@@ -19,7 +19,7 @@ def open(url: str, *, storage_options: dict | None = None, require_complete: boo
                              require_complete=require_complete)
     info = schema.store_info(root)
     chunks = {"locus": info.shard_loci * shards_per_chunk, "individual": -1, "library": -1,
-              "position": -1, "base": -1, "strand": -1}
+              "position": -1, "signal_position": -1, "base": -1, "strand": -1}
     with warnings.catch_warnings():  # xarray compares with the inner chunk; shards are the unit
         warnings.filterwarnings("ignore", message="The specified chunks separate")
         ds = xr.open_zarr(str(url), storage_options=storage_options, consolidated=False,

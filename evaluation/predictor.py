@@ -73,3 +73,15 @@ def ensemble(predictors: list[Predictor]) -> Callable:
                     np.mean([np.asarray(o[1], np.float32).reshape(-1) for o in outs], axis=0))
 
     return _Mean()
+
+
+def tracks(profile: np.ndarray, quantity: np.ndarray) -> np.ndarray:
+    """Predicted tracks in counts: profile shape (normalised to sum 1) x predicted quantity.
+
+    Why: under the cosine profile loss the profile head's scale is arbitrary, so comparing raw
+    profiles across genotypes mixes a meaningless scale into QTL scores; CLIPNET's tracks are
+    shape x quantity."""
+    profile = np.asarray(profile, np.float64)
+    total = profile.sum(-1, keepdims=True)
+    shape = np.divide(profile, total, out=np.zeros_like(profile), where=total > 0)
+    return shape * np.asarray(quantity, np.float64)[..., None]

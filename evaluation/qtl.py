@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 
 from clipstore.errors import InputError
+from clipstore.schema import store_info
 
 from .crossloci import directionality, pearson
-from .predictor import Predictor, check_predictor, predict
+from .predictor import Predictor, check_predictor, predict, tracks
 
 QTL_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt", "locus_id", "kind", "effect")
 BASE_INDEX = {b: i for i, b in enumerate("ACGT")}
@@ -217,9 +218,11 @@ def observed_tracks(root, loci: np.ndarray, output_length: int, *, rpm: bool = T
                     ) -> dict[int, np.ndarray]:
     """locus -> (n_individuals, 2*out) mean over each individual's libraries (NaN rows for
     individuals without a library); centred output window, plus strand then minus."""
-    info = root.attrs["clipstore"]
-    W = int(info["window"])
-    o0 = (W - output_length) // 2
+    info = store_info(root)
+    o0 = (info.window - output_length) // 2 - info.signal_offset   # signal-window coordinates
+    if o0 < 0 or o0 + output_length > info.signal_window:
+        raise InputError(f"output length {output_length} is longer than the store's signal "
+                         f"window ({info.signal_window} bp)", hint="use a shorter output length")
     lib_ind = root["library_individual"][:]
     total = root["total_counts"][:].astype(np.float64)
     n_ind = root["individual_id"].shape[0]
@@ -239,8 +242,9 @@ def observed_tracks(root, loci: np.ndarray, output_length: int, *, rpm: bool = T
 
 def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bool = False,
                      batch_size: int = 256) -> dict[int, np.ndarray]:
-    """locus -> (n_individuals, 2*out) predictions from each individual's own genome (the
-    store's two-hot sequence, centred input window); `masked` feeds 2 x reference instead."""
+    """locus -> (n_individuals, 2*out) predicted tracks (profile shape x quantity, see
+    `predictor.tracks`) from each individual's own genome (the store's two-hot sequence,
+    centred input window); `masked` feeds 2 x reference instead."""
     check_predictor(predictor)
     W = int(root.attrs["clipstore"]["window"])
     L = int(predictor.input_length)
@@ -252,7 +256,7 @@ def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bo
             x = np.repeat(x, root["individual_id"].shape[0], 0)
         else:
             x = np.asarray(root["sequence"][:, int(locus), i0:i0 + L, :])
-        out[int(locus)] = predict(predictor, x, batch_size)[0].astype(np.float64)
+        out[int(locus)] = tracks(*predict(predictor, x, batch_size))
     return out
 
 

@@ -53,6 +53,11 @@ def synthetic_store(url: str, *, n_loci: int = 300, n_individuals: int = 6,
         key = s if distinct_shards is None else s % distinct_shards
         if key not in cache:
             ref, seq, sig = _shard_data(rng, shard_loci, W, n_individuals, n_lib, variant_rate)
+            # counts are drawn over the whole sequence window and the signal window cut out,
+            # so the random stream (and every store's content) is the same as before signal
+            # shrank to output + 2 x jitter (schema 2)
+            off = info.signal_offset
+            sig = np.ascontiguousarray(sig[:, :, off:off + info.signal_window])
             if distinct_shards is not None:
                 cache[key] = (ref, seq, sig)
         else:

@@ -20,11 +20,14 @@ def learnable_store(url: str, *, n_loci: int = 320, n_individuals: int = 4, repl
                     input_length=100, max_jitter=10, output_length=50, shard_loci=32, seed=seed,
                     reference_only=reference_only, variant_rate=2e-2)
     root = zarr.open_group(url, mode="r+")
-    seq = root["sequence"][:]                       # (ind, locus, W, 4)
+    a = root.attrs["clipstore"]                     # signal covers output + 2 x jitter, centred
+    off = (a["input_length"] - a["output_length"]) // 2
+    sw = a["output_length"] + 2 * a["max_jitter"]
+    seq = root["sequence"][:, :, off:off + sw]      # (ind, locus, SW, 4)
     lib_ind = root["library_individual"][:]
     plus = 3.0 * seq[..., 2].astype(np.float32)     # G (count 2 when homozygous)
     minus = 3.0 * seq[..., 1].astype(np.float32)    # C
-    sig = np.stack([plus, minus], axis=-1)[lib_ind]  # (lib, locus, W, 2)
+    sig = np.stack([plus, minus], axis=-1)[lib_ind]  # (lib, locus, SW, 2)
     root["signal"][:] = sig
     root["total_counts"][:] = sig.sum(axis=(1, 2, 3)).astype(root["total_counts"].dtype)
     return url

@@ -60,9 +60,18 @@ def check_against_inputs(url: str, cfg_path: Path, reference: str, vcf: str | No
     root = zarr.open_group(url, mode="r")
     seq, ref, sig = root["sequence"][:], root["reference"][:], root["signal"][:]
     chrom, start, end = root["chrom"][:], root["start"][:], root["end"][:]
+    centre = root["centre"][:]
+    a = root.attrs["clipstore"]
+    Li, Lo, J = a["input_length"], a["output_length"], a["max_jitter"]
+    assert sig.shape[2] == Lo + 2 * J and seq.shape[2] == Li + 2 * J
     inds = list(root["individual_id"][:])
     for j in range(len(start)):
         c, s, e = str(chrom[j]), int(start[j]), int(end[j])
+        assert s == centre[j] - (Li + 2 * J) // 2 and e == s + Li + 2 * J
+        # signal: output + 2 x jitter around the same centre, as far into the window as the
+        # output window sits in the input window
+        ss = int(centre[j]) - (Li + 2 * J) // 2 + (Li - Lo) // 2
+        se = ss + Lo + 2 * J
         for k, ind in enumerate(inds):
             if vcf is None:
                 h1 = h2 = haplotypes_ref(reference, fasta_chrom(c), s, e, offset)
@@ -73,8 +82,8 @@ def check_against_inputs(url: str, cfg_path: Path, reference: str, vcf: str | No
         np.testing.assert_array_equal(ref[j], one_hot(haplotypes_ref(reference, fasta_chrom(c),
                                                                      s, e, offset)))
         for li, (plus, minus) in enumerate(libraries):
-            np.testing.assert_array_equal(sig[li, j, :, 0], bigwig_window(plus, bw_chrom(c), s, e))
-            np.testing.assert_array_equal(sig[li, j, :, 1], bigwig_window(minus, bw_chrom(c), s, e))
+            np.testing.assert_array_equal(sig[li, j, :, 0], bigwig_window(plus, bw_chrom(c), ss, se))
+            np.testing.assert_array_equal(sig[li, j, :, 1], bigwig_window(minus, bw_chrom(c), ss, se))
 
 
 def haplotypes_ref(fasta: str, chrom: str, s: int, e: int, offset: int = 0) -> str:
@@ -163,6 +172,25 @@ def test_same_config_resumes_different_config_is_refused(cohort, built, tmp_path
     s = build(str(cohort["config"]), str(copy), max_jitter=5, overwrite=True)
     assert schema.store_info(zarr.open_group(str(copy), mode="r")).max_jitter == 5
     assert s.shards_built == s.n_shards
+
+
+def test_store_of_an_older_schema_is_not_resumed_or_read(cohort, built, tmp_path):
+    """A schema-1 store (signal over the whole sequence window) must be rebuilt, not resumed
+    into or read with schema-2 offsets."""
+    import shutil
+    url, _ = built
+    old = tmp_path / "old.zarr"
+    shutil.copytree(url, old)
+    root = zarr.open_group(str(old), mode="r+")
+    root.attrs[schema.ATTRS_KEY] = {**root.attrs[schema.ATTRS_KEY], "schema_version": 1}
+    with pytest.raises(InputError, match="schema version 1"):
+        build(str(cohort["config"]), str(old))
+    from clipstore.reader import StoreDataset
+    with pytest.raises(InputError, match="older clipstore"):
+        StoreDataset.open(str(old))
+    s = build(str(cohort["config"]), str(old), overwrite=True)
+    assert s.shards_built == s.n_shards
+    assert_same_store(url, str(old))
 
 
 def test_fsspec_memory_url_builds_the_same_store(cohort, built):

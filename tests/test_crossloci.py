@@ -80,7 +80,10 @@ def test_evaluate_store_reads_each_fold(tmp_path):
         loci = np.flatnonzero(fold == f)
         # independently: every (library, locus) pair, centred windows cut from the raw arrays
         x = np.stack([seq[lib_ind[l], k, 10:110] for l in range(sig.shape[0]) for k in loci])
-        y = np.stack([sig[l, k, 40:80].T.reshape(-1) for l in range(sig.shape[0]) for k in loci])
+        # output 40:80 of the 120 bp sequence window; the stored signal window (50 + 2 x 10
+        # bp) starts at (100 - 50) // 2 = 25 in it, so that is 15:55 of the signal
+        assert sig.shape[2] == 70
+        y = np.stack([sig[l, k, 15:55].T.reshape(-1) for l in range(sig.shape[0]) for k in loci])
         p, q = preds[f](x)
         want = crossloci.metrics(p, y, q, y.sum(1))
         assert row.n == len(loci) * sig.shape[0]

@@ -13,13 +13,14 @@ def test_info_table_and_json(tmp_path, capsys):
     main(["info", out, "--json"])
     s = json.loads(capsys.readouterr().out)
     assert s["complete"] and s["dims"] == {"individual": 4, "locus": 10, "position": 120,
-                                           "library": 5}
+                                           "signal_position": 70, "library": 5}  # 50 + 2 x 10
     assert s["folds"] == {"4": 5, "5": 5} or s["folds"] == {4: 5, 5: 5}
     assert s["skipped"]["indels"] == c["planted"]["indels"] and s["size_bytes"] > 1000
     assert s["build_config"]["input_length"] == 100
     main(["info", out])
     text = capsys.readouterr().out
     assert "individual 4" in text and "indels" in text and "MiB" in text
+    assert "signal_position 70" in text
 
 
 def test_build_prints_a_summary_unless_quiet(tmp_path, capsys):

@@ -56,3 +56,12 @@ def test_mixed_precision_keeps_float32_outputs():
         assert out["profile"].dtype == "float32" and out["quantity"].dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_quantity_scale_is_a_weightless_layer_only_when_asked():
+    from trainer.model import CLIPNET_PARAMS, build_model
+
+    assert "quantity_scale" not in [l.name for l in build_model().layers]
+    m = build_model(quantity_scale=250.0)
+    assert m.count_params() == CLIPNET_PARAMS
+    assert m.get_layer("quantity_scale").scale == 250.0

@@ -62,12 +62,16 @@ def _expected(url, row, predictor):
     g = np.where(seq[:, off, b] + seq[:, off, a] == 2, seq[:, off, a], np.nan)
     rpm = 1e6 / root["total_counts"][:]
     lib_ind = root["library_individual"][:]
-    o0 = (W - O) // 2
+    # centred output window: (W - O) // 2 = 35 bp into the sequence window; the stored signal
+    # window (O + 2 x jitter 10 = 70 bp) starts (L - O) // 2 = 25 bp into it, so 10 bp into signal
+    o0 = (W - O) // 2 - (L - O) // 2
+    assert sig.shape[1] == O + (W - L)
     obs = np.stack([np.mean([np.r_[sig[l, o0:o0 + O, 0], sig[l, o0:o0 + O, 1]] * rpm[l]
                              for l in np.flatnonzero(lib_ind == i)], axis=0) for i in range(8)])
-    p, _ = predictor(seq[:, (W - L) // 2:(W - L) // 2 + L])
+    p, q = predictor(seq[:, (W - L) // 2:(W - L) // 2 + L])
+    p = p.astype(float) / p.astype(float).sum(1, keepdims=True) * q.astype(float)[:, None]
     l2 = lambda t: np.linalg.norm(t[g == 0].mean(0) - t[g == 2].mean(0))
-    return g, l2(obs), l2(p.astype(float))
+    return g, l2(obs), l2(np.nan_to_num(p))
 
 
 def test_evaluate_store_composite_matches_arrays(qtl_store):

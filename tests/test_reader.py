@@ -19,16 +19,30 @@ def small(tmp_path_factory) -> str:
 
 
 def oracle(url: str, b, ds: StoreDataset) -> None:
-    """Recompute every example of batch `b` from plain zarr slices and compare."""
+    """Recompute every example of batch `b` from plain zarr slices and compare.
+
+    Geometry from the store's own numbers, independently of the reader: both windows are
+    centred on the locus centre; the signal array's first column is the genomic base
+    start + (input_length - output_length) // 2 (checked here against `start`, `centre` and
+    the `signal_position` coordinate, bp from the centre)."""
     root = zarr.open_group(url, mode="r")
-    info = schema.store_info(root)
-    W, L, O = info.window, ds.input_length, ds.output_length
+    a = root.attrs["clipstore"]
+    Li, Lo, J = a["input_length"], a["output_length"], a["max_jitter"]
+    W, SW = Li + 2 * J, Lo + 2 * J
+    assert root[schema.SIGNAL].shape[2] == SW and root[schema.SEQUENCE].shape[2] == W
+    start, centre = root["start"][:], root["centre"][:]
+    sig0 = start + (Li - Lo) // 2                   # genomic start of the signal window
+    np.testing.assert_array_equal(root["signal_position"][:],
+                                  np.arange(SW) + sig0[0] - centre[0])
+    L, O = ds.input_length, ds.output_length
     lib_ind = root["library_individual"][:]
     total = root["total_counts"][:]
     for i in range(len(b)):
         lib, loc, d = int(b.library[i]), int(b.locus[i]), int(b.shift[i])
-        s = (W - L) // 2 + d
-        o = s + (L - O) // 2
+        s = (W - L) // 2 + d                        # input start in the sequence window
+        g = start[loc] + s + (L - O) // 2           # genomic start of the output window
+        o = int(g - sig0[loc])                      # ... in the signal window
+        assert 0 <= o and o + O <= SW
         if ds.is_masked:
             x = 2 * root[schema.REFERENCE][loc, s:s + L]
         else:
@@ -80,6 +94,17 @@ def test_lengths_libraries_and_loci_selection(small):
     assert set(np.concatenate([b.locus for b in bs])) == set(range(10, 90, 3))
     for b in bs[:2]:
         oracle(small, b, ds)
+
+
+def test_signal_window_edges_match_store(small):
+    """Outputs reaching both ends of the stored signal window (largest shifts; an output that
+    fills it) are cut at the right offsets."""
+    ds = StoreDataset.open(small).with_jitter(10).with_rc(True)
+    b = next(iter(ds.batches(batch_size=400, seed=1)))
+    assert {-10, 10} <= set(b.shift.tolist())
+    oracle(small, b, ds)
+    full = StoreDataset.open(small).with_lengths(output_length=70)
+    oracle(small, next(iter(full.batches(batch_size=50, seed=0))), full)
 
 
 def test_reproducible_and_epochs_differ(small):
@@ -143,6 +168,11 @@ def test_immutable_and_validated(small):
         ds.with_jitter(11)
     with pytest.raises(ValueError):
         ds.with_lengths(input_length=121)
+    with pytest.raises(ValueError, match="signal"):      # output 80 + 2 x 10 > signal window 70
+        ds.with_lengths(output_length=80)
+    assert ds.with_lengths(output_length=70).output_length == 70   # fills it exactly, jitter 0
+    with pytest.raises(ValueError, match="signal"):
+        ds.with_lengths(output_length=70).with_jitter(1)
     with pytest.raises(InputError, match="no library"):
         ds.with_libraries(["nope"])
     assert list(ds.with_loci(["peak7", "peak3"]).loci) == [3, 7]

@@ -100,9 +100,13 @@ def test_readme_worked_example_builds_on_the_real_chr22_files(tmp_path):
     assert list(root["individual_id"][:]) == [lib["individual"] for lib in cfg["libraries"]]
     sig = root["signal"][:]
     assert (sig >= 0).all() and sig[..., 1].sum() > 0        # negative minus strand made positive
-    # a locus window really holds the bigWig's counts at its position (contig chr22 there)
+    # a locus's signal window (output + 2 x jitter around the centre) really holds the
+    # bigWig's counts at its position (contig chr22 there)
     k = int(np.argmax(sig[0].sum(axis=(1, 2))))
-    s, e = int(root["start"][k]), int(root["end"][k])
+    half = info.output_length // 2 + info.max_jitter
+    c = int(root["centre"][k])
+    s, e = c - half, c - half + info.output_length + 2 * info.max_jitter
+    assert sig.shape[2] == e - s
     with pyBigWig.open(str(real_data("chr22_hg19", "mn.chr22.bw"))) as bw:
         mn = -np.nan_to_num(bw.values("chr22", s, e, numpy=True))
     np.testing.assert_allclose(sig[0, k, :, 1], mn)

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -16,10 +18,17 @@ def _store(tmp_path):
 def test_layout_opens_in_xarray_with_no_help(tmp_path):
     root = _store(tmp_path)
     assert root["sequence"].shards == (2, 4, 30, 4) and root["sequence"].chunks == (2, 1, 30, 4)
+    # signal covers output 10 + 2 x jitter 5 only, not the 30 bp sequence window
+    assert root["signal"].shards == (3, 4, 20, 2) and root["signal"].chunks == (3, 1, 20, 2)
     schema.mark_complete(root)
-    ds = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
     assert ds["sequence"].dims == schema.DIMS["sequence"]
-    assert ds["signal"].dims == schema.DIMS["signal"]
+    assert ds["signal"].dims == ("library", "locus", "signal_position", "strand")
+    # both position coordinates are bp from the centre (start + 15): they line up by label
+    assert list(ds["position"].values) == list(range(-15, 15))
+    assert list(ds["signal_position"].values) == list(range(-10, 10))
     assert "chrom" in ds.coords and "library_id" in ds.coords
     assert list(ds["base"].values) == list("ACGT")
     for v in ds.variables.values():
@@ -45,3 +54,23 @@ def test_not_a_store(tmp_path):
 def test_shard_slices_cover_every_locus_once():
     covered = [i for s in range(schema.n_shards(10, 4)) for i in range(10)[schema.shard_slice(s, 10, 4)]]
     assert covered == list(range(10))
+
+
+def test_signal_geometry_is_centred():
+    info = schema.StoreInfo(input_length=1000, max_jitter=250, output_length=500)
+    assert (info.window, info.signal_window, info.signal_offset) == (1500, 1000, 250)
+    # the signal window sits in the middle of the sequence window
+    assert info.signal_offset * 2 + info.signal_window == info.window
+    assert info.to_attrs()["signal_window"] == 1000
+
+
+def test_store_of_an_older_schema_is_refused(tmp_path):
+    root = _store(tmp_path)
+    schema.mark_complete(root)
+    attrs = dict(root.attrs[schema.ATTRS_KEY])
+    root.attrs[schema.ATTRS_KEY] = {**attrs, "schema_version": 1}
+    with pytest.raises(InputError, match="older clipstore.*rebuild with `clipstore build"):
+        schema.open_store(str(tmp_path / "s.zarr"))
+    root.attrs[schema.ATTRS_KEY] = {**attrs, "schema_version": schema.SCHEMA_VERSION + 1}
+    with pytest.raises(InputError, match="newer clipstore"):
+        schema.open_store(str(tmp_path / "s.zarr"))

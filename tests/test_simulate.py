@@ -329,7 +329,10 @@ def test_grammar_oracle_explains_the_store(sim, store):
     prof, quant = oracle(ref[:, (W - 1000) // 2:(W - 1000) // 2 + 1000] * 2)
     assert prof.shape == (ref.shape[0], 1000) and (prof >= 0).all()
     np.testing.assert_allclose(quant, prof.sum(axis=1), rtol=1e-5)
-    obs = sig[:, :, W // 2 - 250:W // 2 + 250].mean(axis=0)
+    # the signal window (500 + 2 x 250 bp) is centred on the locus centre like the sequence one
+    S = sig.shape[2]
+    assert S == 1000
+    obs = sig[:, :, S // 2 - 250:S // 2 + 250].mean(axis=0)
     obs = np.concatenate([obs[..., 0], obs[..., 1]], axis=1)
     r = [stats.pearsonr(a, b)[0] for a, b in zip(prof, obs)]
     assert np.median(r) > 0.9

@@ -200,3 +200,22 @@ def test_trains_on_the_simulated_store_and_predicts_it(store, tmp_path):
     assert m["selection"]["n_libraries"] == 10 and m["selection"]["jitter"] == 250
     ds = predict_store(load_predictor(r.model_path), store, loci=np.arange(10))
     assert ds.profile.shape == (8, 10, 200) and np.isfinite(ds.profile.values).all()
+
+
+def test_auto_quantity_scale_is_the_mean_training_quantity_and_reloads_safely(lstore, tmp_path):
+    import keras
+
+    from clipstore.reader import StoreDataset
+    from trainer.predict import load_predictor
+    from trainer.train import train
+
+    r = train(tiny_config(lstore, str(tmp_path / "q"), max_epochs=1, quantity_scale="auto"))
+    scale = json.loads(Path(r.manifest_path).read_text())["selection"]["quantity_scale"]
+    ds = StoreDataset.open(lstore).with_split(1, "train")
+    mean_q = float(np.mean(np.concatenate([b.quantity for b in ds.batches(256, shuffle=False)])))
+    assert scale == pytest.approx(max(1.0, mean_q), rel=0.5)
+    model = keras.saving.load_model(r.model_path, safe_mode=True)
+    assert model.get_layer("quantity_scale").scale == pytest.approx(scale)
+    assert load_predictor(r.model_path, rc_average=False)(next(ds.batches(4)).x)[1].shape == (4,)
+    with pytest.raises(InputError, match="quantity_scale"):
+        tiny_config(lstore, str(tmp_path / "bad"), quantity_scale="big")

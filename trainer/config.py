@@ -10,6 +10,8 @@ not code edits. Every key can be overridden (`clipstore train cfg.yaml --set max
     masked: false                # train on the reference genome (variant masking)
     fine_tune_from: null         # saved .keras model: warm-up epoch at warmup_lr, then as usual
     model: clipnet               # size preset (clipnet, small, tiny) or a dict of build_model knobs
+    quantity_scale: 1            # multiply the quantity head's output; "auto" = mean training
+                                 # quantity (short runs: see trainer.model.build_model)
     input_length: null           # null = the store's
     output_length: null          # per strand; null = the store's
     max_epochs: 200
@@ -51,6 +53,7 @@ class TrainConfig:
     warmup_epochs: int = 1
     warmup_lr: float = 1e-4
     model: str | dict = "clipnet"
+    quantity_scale: float | str = 1.0       # number, or "auto" (mean training quantity)
     input_length: int | None = None
     output_length: int | None = None
     jitter: int | None = None               # null = the store's max_jitter
@@ -144,6 +147,10 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
             raise InputError(f"ensemble must be 'all' or a list of replicate folds 1..9, got {ens!r}",
                              file=source, record="ensemble")
         raw["ensemble"] = ens
+    qs = raw.get("quantity_scale", 1.0)
+    if (isinstance(qs, str) and qs != "auto") or (not isinstance(qs, str) and qs <= 0):
+        raise InputError(f"quantity_scale must be a positive number or 'auto', got {qs!r}",
+                         file=source, record="quantity_scale")
     if raw.get("replicate", 1) not in ALL_REPLICATES:
         raise InputError(f"replicate must be 1..9, got {raw.get('replicate')!r}", file=source,
                          record="replicate")
@@ -173,7 +180,7 @@ _TYPES: dict[str, tuple] = {
     "replicate": (int,), "ensemble": (list, str, bool, type(None)),
     "subsample": (dict, type(None)), "libraries": (list, type(None)), "masked": (bool,),
     "fine_tune_from": (str, type(None)), "warmup_epochs": (int,), "warmup_lr": (float, int),
-    "model": (str, dict), "input_length": (int, type(None)), "output_length": (int, type(None)),
+    "model": (str, dict), "quantity_scale": (float, int, str), "input_length": (int, type(None)), "output_length": (int, type(None)),
     "jitter": (int, type(None)), "rc": (bool,), "rpm": (bool,), "loss": (str,),
     "loss_lambda": (float, int), "loss_epsilon": (float, int), "profile_loss": (str,),
     "max_epochs": (int,), "steps_per_epoch": (int, type(None)),

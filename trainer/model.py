@@ -43,8 +43,14 @@ def size_kwargs(size: str | dict | None) -> dict[str, Any]:
 def build_model(input_length: int = 1000, output_length: int = 1000, *,
                 conv_filters: tuple[int, int] = (64, 128), conv_kernels: tuple[int, int] = (8, 4),
                 filters: int = 64, n_dilated: int = 9, dilated_kernel: int = 3,
-                dropout: float = 0.3, name: str = "clipnet"):
-    """The CLIPNET network; `output_length` is both strands (2 x per-strand length)."""
+                dropout: float = 0.3, quantity_scale: float = 1.0, name: str = "clipnet"):
+    """The CLIPNET network; `output_length` is both strands (2 x per-strand length).
+
+    `quantity_scale` multiplies the quantity head's output (a weightless Rescaling layer, added
+    only when != 1, so the released network is unchanged). Why: the head ends in BN -> ReLU, whose
+    output grows by about one learning rate per step; targets in the hundreds take thousands of
+    steps to reach, so short runs learn no quantity at all. Scaling by the typical target puts
+    the head's job at O(1)."""
     import keras
     from keras import layers as kl
 
@@ -81,6 +87,8 @@ def build_model(input_length: int = 1000, output_length: int = 1000, *,
     q = kl.Dense(1, name="quantity_dense")(q)
     q = kl.BatchNormalization(name="quantity_bn")(q)
     q = kl.Activation("relu", name="quantity_relu")(q)
+    if quantity_scale != 1:
+        q = kl.Rescaling(float(quantity_scale), name="quantity_scale")(q)
     q = kl.Dropout(dropout, name="quantity_dropout")(q)
     q = kl.Activation("linear", dtype="float32", name="quantity")(q)
     return keras.Model(x_in, {"profile": p, "quantity": q}, name=name)

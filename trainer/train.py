@@ -271,7 +271,17 @@ def _load_state(run: RunDir, cfg: TrainConfig) -> dict | None:
     return state
 
 
-def _build_or_load(cfg: TrainConfig, in_len: int, out_len: int, state: dict | None, run: RunDir):
+def quantity_scale(cfg: TrainConfig, train_ds) -> float:
+    """The quantity head's output scale: the config's number, or for "auto" the mean training
+    quantity over a few seeded batches (>= 1), so a short run can reach the targets' scale."""
+    if cfg.quantity_scale != "auto":
+        return float(cfg.quantity_scale)
+    qs = [b.quantity for _, b in zip(range(8), train_ds.batches(256, seed=cfg.seed))]
+    return max(1.0, float(np.mean(np.concatenate(qs))))
+
+
+def _build_or_load(cfg: TrainConfig, in_len: int, out_len: int, state: dict | None, run: RunDir,
+                   scale: float = 1.0):
     import keras
 
     from . import losses  # noqa: F401  (registers the saved loss classes)
@@ -294,7 +304,8 @@ def _build_or_load(cfg: TrainConfig, in_len: int, out_len: int, state: dict | No
         for layer in model.layers:
             layer.trainable = True
     else:
-        model = build_model(in_len, 2 * out_len, **size_kwargs(cfg.model))
+        model = build_model(in_len, 2 * out_len, **{"quantity_scale": scale,
+                                                     **size_kwargs(cfg.model)})
     _compile(model, cfg, _lr(cfg, 0))
     return model
 
@@ -374,8 +385,12 @@ def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
+        scale = 1.0   # a resumed or fine-tuned model carries its own scale layer
+        if state is None and not cfg.fine_tune_from:
+            scale = selection["quantity_scale"] = quantity_scale(cfg, train_ds)
         with strategy.scope():
-            model = _build_or_load(cfg, train_ds.input_length, train_ds.output_length, state, run)
+            model = _build_or_load(cfg, train_ds.input_length, train_ds.output_length, state, run,
+                                   scale)
         result = _fit(cfg, model, run, state, train_ds, val_ds, selection, strategy, n_workers,
                       chief, mixed, quiet)
         if not chief:   # point at the chief's files, not this worker's scratch copy
