@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -63,6 +64,8 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["quiet"] = quiet
+    if not verbose:   # TensorFlow's C++ start-up chatter (oneDNN notes) is not for users
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     level = logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose:   # our packages only: botocore/gcsfs debug logs carry signed auth headers
