@@ -14,6 +14,9 @@ import numpy as np
 import pyBigWig
 import pysam
 import yaml
+import zarr
+
+from clipstore import schema
 
 CONTIGS = {"chr1": 30_000, "chr2": 20_000}
 
@@ -181,3 +184,18 @@ def haplotypes(fasta: str, vcf: str, sample: str, chrom: str, start: int, end: i
 def bigwig_window(path: str, chrom: str, start: int, end: int) -> np.ndarray:
     with pyBigWig.open(str(path)) as bw:
         return np.abs(np.nan_to_num(np.array(bw.values(chrom, start, end)), nan=0.0))
+
+
+STORE_ARRAYS = (schema.SEQUENCE, schema.REFERENCE, schema.SIGNAL, "locus_id", "chrom", "start",
+                "end", "centre", "fold", "library_id", "library_individual", "total_counts",
+                "individual_id")
+
+
+def assert_same_store(a: str, b: str, so_a: dict | None = None, so_b: dict | None = None) -> None:
+    """Every array, the store info and the per-shard checksums equal (local or fsspec URLs)."""
+    ra = zarr.open_group(a, mode="r", storage_options=so_a)
+    rb = zarr.open_group(b, mode="r", storage_options=so_b)
+    for name in STORE_ARRAYS:
+        np.testing.assert_array_equal(ra[name][:], rb[name][:], err_msg=name)
+    assert schema.store_info(ra) == schema.store_info(rb)
+    assert ra.attrs["clipstore_build"] == rb.attrs["clipstore_build"]

@@ -21,11 +21,9 @@ from clipstore import schema
 from clipstore.build import KILL_HOOK, SLOW_HOOK, build
 from clipstore.encoding import one_hot, two_hot
 from clipstore.errors import InputError
-from tests._build_inputs import bigwig_window, haplotypes, write_cohort
+from tests._build_inputs import assert_same_store, bigwig_window, haplotypes, write_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
-ARRAYS = (schema.SEQUENCE, schema.REFERENCE, schema.SIGNAL, "locus_id", "chrom", "start", "end",
-          "centre", "fold", "library_id", "library_individual", "total_counts", "individual_id")
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +37,6 @@ def built(cohort, tmp_path_factory):
     summary = build(str(cohort["config"]), out, workers=1, quiet=True)
     return out, summary
 
-
-def assert_same_store(a: str, b: str) -> None:
-    ra, rb = zarr.open_group(a, mode="r"), zarr.open_group(b, mode="r")
-    for name in ARRAYS:
-        np.testing.assert_array_equal(ra[name][:], rb[name][:], err_msg=name)
-    ia, ib = schema.store_info(ra), schema.store_info(rb)
-    assert ia == ib
 
 
 def fold_oracle() -> dict[str, int]:
@@ -196,10 +187,7 @@ def test_store_of_an_older_schema_is_not_resumed_or_read(cohort, built, tmp_path
 def test_fsspec_memory_url_builds_the_same_store(cohort, built):
     url, _ = built
     build(str(cohort["config"]), "memory://clipstore-test/store.zarr")
-    a, b = zarr.open_group(url, mode="r"), zarr.open_group("memory://clipstore-test/store.zarr",
-                                                           mode="r")
-    for name in ARRAYS:
-        np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+    assert_same_store(url, "memory://clipstore-test/store.zarr")
 
 
 def _cli(args, env=None, **kw):

@@ -22,11 +22,9 @@ from clipstore import schema
 from clipstore.build import build
 from clipstore.reader import StoreDataset
 from clipstore.testing import gcs_server, moto_server
-from tests._build_inputs import write_cohort
+from tests._build_inputs import assert_same_store, write_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
-ARRAYS = (schema.SEQUENCE, schema.REFERENCE, schema.SIGNAL, "locus_id", "chrom", "start", "end",
-          "centre", "fold", "library_id", "library_individual", "total_counts", "individual_id")
 
 
 def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -34,14 +32,6 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "clipstore", *args], cwd=ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
 
-
-def assert_same_store(a: str, b: str, so_a: dict | None = None, so_b: dict | None = None):
-    ra = zarr.open_group(a, mode="r", storage_options=so_a)
-    rb = zarr.open_group(b, mode="r", storage_options=so_b)
-    for name in ARRAYS:
-        np.testing.assert_array_equal(ra[name][:], rb[name][:], err_msg=name)
-    assert schema.store_info(ra) == schema.store_info(rb)
-    assert ra.attrs["clipstore_build"] == rb.attrs["clipstore_build"]   # same shard checksums
 
 
 def all_bytes(url: str, storage_options: dict) -> bytes:

@@ -11,26 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import zarr
 
 from clipstore import schema
 from clipstore.build import PROGRESS_KEY, SLOW_HOOK, build
 from clipstore.testing import dask_cluster
-from tests._build_inputs import write_cohort
+from tests._build_inputs import assert_same_store, write_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
-ARRAYS = (schema.SEQUENCE, schema.REFERENCE, schema.SIGNAL, "locus_id", "chrom", "start", "end",
-          "centre", "fold", "library_id", "library_individual", "total_counts", "individual_id")
 
-
-def assert_same_store(a: str, b: str) -> None:
-    ra, rb = zarr.open_group(a, mode="r"), zarr.open_group(b, mode="r")
-    for name in ARRAYS:
-        np.testing.assert_array_equal(ra[name][:], rb[name][:], err_msg=name)
-    assert schema.store_info(ra) == schema.store_info(rb)
-    assert ra.attrs[PROGRESS_KEY] == rb.attrs[PROGRESS_KEY]
 
 
 def build_cmd(config: Path, out: str, address: str) -> list[str]:
