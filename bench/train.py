@@ -27,9 +27,11 @@ from common import WORK, report  # noqa: E402
 
 
 def make_store(n_loci: int, n_individuals: int) -> str:
+    from clipstore.schema import SCHEMA_VERSION
     from tests._synthetic import synthetic_store
 
-    url = WORK / f"train_store_{n_loci}x{n_individuals}.zarr"
+    # cached between runs; the schema version in the name keeps an old layout from being reused
+    url = WORK / f"train_store_{n_loci}x{n_individuals}_v{SCHEMA_VERSION}.zarr"
     if not (url / "zarr.json").exists():
         synthetic_store(str(url), n_loci=n_loci, n_individuals=n_individuals, replicates=2,
                         input_length=1000, max_jitter=250, output_length=500, shard_loci=64,
