@@ -65,7 +65,8 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def _patched_env(values: Mapping[str, str | None]) -> Iterator[None]:
+def patched_env(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables for the block; restore them after."""
     old = {k: os.environ.get(k) for k in values}
     try:
         for k, v in values.items():
@@ -100,7 +101,7 @@ def moto_server(*, region: str = "us-east-1", timeout: float = 60.0
                AWS_SECRET_ACCESS_KEY=f"clipstore-test-secret-{secrets.token_hex(8)}",
                AWS_DEFAULT_REGION=region, AWS_REGION=region, AWS_EC2_METADATA_DISABLED="true",
                AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    with tempfile.TemporaryDirectory(prefix="clipstore-moto-") as tmp, _patched_env(env):
+    with tempfile.TemporaryDirectory(prefix="clipstore-moto-") as tmp, patched_env(env):
         log = Path(tmp) / "moto.log"
         with open(log, "wb") as fh:
             proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
@@ -139,7 +140,7 @@ def gcs_server(*, timeout: float = 30.0) -> Iterator[tuple[str, dict]]:
 
     env = {"GOOGLE_APPLICATION_CREDENTIALS": None, "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
            "STORAGE_EMULATOR_HOST": None, "GOOGLE_CLOUD_PROJECT": "clipstore-test"}
-    with _patched_env(env):
+    with patched_env(env):
         server = FakeGCSServer(port=free_port())
         server.start()
         # gcsfs picks its class at import; if it was imported before the flag was set, use the

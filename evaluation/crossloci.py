@@ -67,21 +67,22 @@ def rowwise_js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return js
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r over finite pairs; NaN with fewer than 3 pairs or a constant side."""
+def _correlation(a: np.ndarray, b: np.ndarray, fn) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
         return float("nan")
-    return float(stats.pearsonr(a[ok], b[ok])[0])
+    return float(fn(a[ok], b[ok])[0])
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r over finite pairs; NaN with fewer than 3 pairs or a constant side."""
+    return _correlation(a, b, stats.pearsonr)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(stats.spearmanr(a[ok], b[ok])[0])
+    """Spearman rho over finite pairs; NaN with fewer than 3 pairs or a constant side."""
+    return _correlation(a, b, stats.spearmanr)
 
 
 def directionality(profile: np.ndarray) -> np.ndarray:

@@ -6,11 +6,12 @@ CLIPSTORE_TRUTH, CLIPSTORE_DEMO_DIR. Without them a user's run reads `demo_out/`
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from clipstore.testing import patched_env
 
 from tests.test_demo import quick_demo  # noqa: F401  (session fixture: one --quick run, reused)
 
@@ -21,17 +22,9 @@ def run_notebook(name: str, env: dict[str, str], tmp_path: Path) -> nbformat.Not
     """Execute a notebook in a fresh kernel with `env` set; errors fail the test with the cell."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     env = {**env, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}  # figures inline
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with patched_env(env):
         NotebookClient(nb, timeout=300, kernel_name="python3",
                        resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return nb
 
 
