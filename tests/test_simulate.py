@@ -181,13 +181,22 @@ def test_mpra_table(sim, tmp_path):
 
 
 # ---------------------------------------------------------------- planted effects in tracks
-def _locus_output_counts(lib: dict, chrom: str, centre: int) -> float:
-    tot = 0.0
+def _strand_counts(lib: dict, chrom: str, centre: int) -> tuple[float, float]:
+    """(plus, minus) counts of one library over the 500 bp output window, from its bigWigs."""
+    out = []
     for key in ("plus", "minus"):
         with pyBigWig.open(lib[key]) as bw:
-            tot += float(np.abs(np.nan_to_num(bw.values(chrom, centre - 250, centre + 250,
-                                                        numpy=True))).sum())
-    return tot
+            out.append(float(np.abs(np.nan_to_num(bw.values(chrom, centre - 250, centre + 250,
+                                                            numpy=True))).sum()))
+    return out[0], out[1]
+
+
+def _called_dosages(vcf, libs: list[dict], chrom: str, pos: str, variant_id: str):
+    """(library, alt dosage) for every library whose individual has a called genotype."""
+    rec = next(r for r in vcf(f"{chrom}:{pos}-{pos}") if r.ID == variant_id)
+    gt = dict(zip(vcf.samples, rec.genotype.array()[:, :2]))
+    return [(lib, int(gt[lib["individual"]].sum())) for lib in libs
+            if (gt[lib["individual"]] >= 0).all()]
 
 
 def _dosage_slopes(sim, snps) -> np.ndarray:
@@ -201,15 +210,10 @@ def _dosage_slopes(sim, snps) -> np.ndarray:
     centre = {r["locus_id"]: int(r["centre"]) for r in read_tsv(Path(sim.truth_dir) / "loci.tsv")}
     slopes = []
     for s in snps:
-        rec = next(r for r in vcf(f"{s['chrom']}:{s['pos']}-{s['pos']}") if r.ID == s["variant_id"])
-        gt = dict(zip(vcf.samples, rec.genotype.array()[:, :2]))
         x, y = [], []
-        for lib in libs:
-            g = gt[lib["individual"]]
-            if (g < 0).any():
-                continue
-            q = _locus_output_counts(lib, s["chrom"], centre[s["locus_id"]])
-            x.append(g.sum())
+        for lib, dosage in _called_dosages(vcf, libs, s["chrom"], s["pos"], s["variant_id"]):
+            q = sum(_strand_counts(lib, s["chrom"], centre[s["locus_id"]]))
+            x.append(dosage)
             y.append(np.log((q + 1) / depth[lib["library"]] * 1e6))
         if len(set(x)) > 1:
             slopes.append(np.polyfit(x, y, 1)[0])
@@ -239,21 +243,11 @@ def test_directionality_qtls_shift_strand_balance(sim):
     for q in read_tsv(Path(sim.truth_dir) / "qtls.tsv"):
         if q["kind"] != "di" or abs(float(q["true_effect"])) < 0.5:
             continue
-        rec = next(r for r in vcf(f"{q['chrom']}:{q['pos']}-{q['pos']}") if r.ID == q["variant_id"])
-        gt = dict(zip(vcf.samples, rec.genotype.array()[:, :2]))
         x, y = [], []
-        for lib in libs:
-            g = gt[lib["individual"]]
-            if (g < 0).any():
-                continue
-            c = centre[q["locus_id"]]
-            s = []
-            for key in ("plus", "minus"):
-                with pyBigWig.open(lib[key]) as bw:
-                    s.append(np.abs(np.nan_to_num(bw.values(q["chrom"], c - 250, c + 250,
-                                                            numpy=True))).sum())
-            x.append(g.sum())
-            y.append(np.log1p(s[0]) - np.log1p(s[1]))
+        for lib, dosage in _called_dosages(vcf, libs, q["chrom"], q["pos"], q["variant_id"]):
+            plus, minus = _strand_counts(lib, q["chrom"], centre[q["locus_id"]])
+            x.append(dosage)
+            y.append(np.log1p(plus) - np.log1p(minus))
         if len(set(x)) > 1:
             agree.append(np.sign(np.polyfit(x, y, 1)[0]) == np.sign(float(q["true_effect"])))
     assert len(agree) >= 10
