@@ -30,6 +30,8 @@ def _quiet() -> bool:
 
 
 def _load(paths: list[str], rc: bool, batch_size: int = 256):
+    from clipstore.tfquiet import import_tensorflow
+    import_tensorflow()
     try:
         from trainer.predict import load_predictor
     except ImportError as e:

@@ -21,7 +21,10 @@ def train(config, sets, store, output):
     (ensemble: all), a subsampling grid (subsample: {n: [5, 10], draws: 5}), masked or
     fine-tuning runs. Rerun the same command to resume a killed run from its last epoch.
     """
+    from clipstore.tfquiet import import_tensorflow
+
     from .config import load_train_config, parse_override
+    import_tensorflow()
     from .train import train_all
 
     overrides = dict(parse_override(s) for s in sets)
@@ -63,6 +66,8 @@ def _cwd_path(p: str) -> str:
 def predict(models, store, bed, fasta, encoding, masked, individuals, no_rc, batch_size, output):
     """Predict profiles and quantities with MODELS (one .keras file / run folder, or several:
     ensemble mean) for a store, a BED + FASTA, or a FASTA of sequences."""
+    from clipstore.tfquiet import import_tensorflow
+    import_tensorflow()
     from .predict import (encode_sequences, load_predictor, predict_arrays, predict_store,
                           read_fasta, save_predictions, sequences_from_bed)
 
