@@ -7,9 +7,12 @@ W = 1500 bp, signal over 1000 bp, ~92 % zero tracks, a few SNPs per window) is w
 (clipstore.simulate when present, else the test writer), then built in fresh subprocesses with
 1 and 2 workers, alternately, `--repeats` times each; the fastest run of each counts. examples =
 (library, locus) pairs. Other engineers share this 2-core machine, so the 2-worker speedup is a
-lower bound; CPU-seconds per example (driver + worker processes, from rusage) does not depend on
-the load and shows whether the parallel path does extra work (it did, 2.2x, before the build's
-LocalCluster stopped inheriting dask's MALLOC_TRIM_THRESHOLD_; see clipstore.build._client).
+lower bound; CPU-seconds per example during the build (driver + fork server + worker processes)
+depends little on the load and shows whether the parallel path does extra work (it did, 2.2x,
+before the build's LocalCluster stopped inheriting dask's MALLOC_TRIM_THRESHOLD_; see
+clipstore.build._client); cores used = CPU-seconds / wall seconds. On 2 free cores the speedup
+is at most 2 / (cores_used_1_worker x cpu_us_per_example_2_workers / cpu_us_per_example_1_worker):
+the in-process build encodes on zarr's own thread pool (~1.1 cores), a worker on one thread.
 """
 from __future__ import annotations
 
@@ -25,17 +28,33 @@ sys.path.insert(0, str(ROOT))
 from bench.common import WORK, report  # noqa: E402
 
 CHILD = """
-import json, os, re, resource, sys, time
+import json, os, re, sys, time
+import psutil
 from clipstore.build import build
-load = os.getloadavg()[0]
-t = time.perf_counter()
-s = build(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]), quiet=True)
-hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) * 1024
-cpu = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                            resource.getrusage(resource.RUSAGE_CHILDREN)))
-print(json.dumps({"seconds": time.perf_counter() - t, "examples": s.n_libraries * s.n_loci,
-                  "n_individuals": s.n_individuals, "n_loci": s.n_loci,
-                  "n_libraries": s.n_libraries, "rss": hwm, "cpu": cpu, "load": load}))
+
+
+def cpu_seconds():
+    # this process, its reaped children (spawned workers) and any live child with ITS reaped
+    # children: LocalCluster workers fork from a fork server that outlives the build
+    me = psutil.Process()
+    t = sum(me.cpu_times()[:4])
+    for c in me.children():
+        try:
+            t += sum(c.cpu_times()[:4])
+        except psutil.NoSuchProcess:
+            pass
+    return t
+
+
+if __name__ == "__main__":
+    load = os.getloadavg()[0]
+    c0, t = cpu_seconds(), time.perf_counter()
+    s = build(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]), quiet=True)
+    seconds, cpu = time.perf_counter() - t, cpu_seconds() - c0
+    hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) * 1024
+    print(json.dumps({"seconds": seconds, "examples": s.n_libraries * s.n_loci,
+                      "n_individuals": s.n_individuals, "n_loci": s.n_loci,
+                      "n_libraries": s.n_libraries, "rss": hwm, "cpu": cpu, "load": load}))
 """
 
 
@@ -122,6 +141,8 @@ def main() -> None:
         "cpu_seconds_1_worker": one["cpu"], "cpu_seconds_2_workers": two["cpu"],
         "cpu_us_per_example_1_worker": one["cpu"] / one["examples"] * 1e6,
         "cpu_us_per_example_2_workers": two["cpu"] / two["examples"] * 1e6,
+        "cores_used_1_worker": one["cpu"] / one["seconds"],
+        "cores_used_2_workers": two["cpu"] / two["seconds"],
         "repeats": a.repeats,
         "load_average_before_1_worker": one["load"], "load_average_before_2_workers": two["load"],
         "peak_rss_mb": one["rss"] / 1e6,

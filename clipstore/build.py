@@ -11,9 +11,13 @@ How the pieces fit:
   the inputs, so the result is bit-identical to an uninterrupted build. `schema.mark_complete` is
   the last write, so nothing incomplete ever looks complete. Progress lives in the store itself
   (no local lock files), so resume works on any fsspec URL.
-* workers=1 runs in-process; workers >= 2 starts a dask LocalCluster (one single-threaded process
-  per worker, `memory_limit=max_memory`, glibc's default malloc: see `_client`), and the driver
-  builds shards itself until the workers are up; `scheduler=ADDRESS` uses an existing cluster.
+* workers=1 runs in-process (zarr compresses on its own small thread pool: measured 1.0-1.05
+  cores). workers >= 2 starts a dask LocalCluster of N single-threaded processes that encode
+  with one zarr thread each, so N workers use about N cores; they fork from a fork server that
+  has imported this module (`memory_limit=max_memory`, glibc's default malloc: see `_client`),
+  and the driver builds shards itself until the workers are up. A script calling
+  build(workers >= 2) needs the `if __name__ == "__main__":` guard (a clear error says so).
+  `scheduler=ADDRESS` uses an existing cluster as it is configured.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from .fasta import contigs_of, fetch, open_fasta
 from .folds import load_fold_map
 from .peaks import call_loci
 from .tracks import chrom_names, open_bigwig, total_counts, windows
-from .variants import SKIP_KEYS, apply_snps, open_vcf
+from .variants import SKIP_KEYS, apply_snps, contigs_with_records, open_vcf
 
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "clipstore_build"          # root attribute: shards done + their checksums
@@ -47,6 +51,12 @@ SLOW_HOOK = "CLIPSTORE_TEST_SHARD_DELAY"        # tests only: seconds to wait af
                                                 # write, so random kills land mid-build
 BASELINE_BYTES = 150 * 2**20  # interpreter + libraries per process (measured ~110 MiB)
 WORKER_BASELINE_BYTES = 300 * 2**20  # a dask worker also holds distributed (~250 MiB measured)
+WRITE_BATCH_CHUNKS = 16  # inner chunks zarr encodes per batch (its default 1 awaits each in
+                         # turn): 17 % less CPU per shard write (as much as a whole shard per
+                         # batch); peak RSS of the bench's 1-worker build 244 -> 304 MB, still
+                         # under `fit_shard_loci`'s per-locus model (378 MB there)
+SPAWN_HINT = ("Python starts each worker process by re-running the main script: in a script, "
+              "call build(workers=N) under `if __name__ == \"__main__\":`, or use workers=1")
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,12 @@ def plan(config: BuildConfig) -> Plan:
         if absent:
             log.warning("VCF %s has no contig for %s: those loci get the reference sequence",
                         config.variants, absent)
+        indexed = contigs_with_records(config.variants)
+        empty = sorted(c for c, v in vcf_chroms.items() if v not in indexed)
+        if empty:
+            log.info("VCF %s has no records on %s: those loci get the reference sequence",
+                     config.variants, empty)
+        vcf_chroms = {c: v for c, v in vcf_chroms.items() if v in indexed}
     else:
         individuals = ["reference"]
     bw_chroms, totals = [], []
@@ -215,9 +231,10 @@ def build_shard(p: Plan, i: int, url: str, storage_options: dict | None
     seq, ref, sig, counts = compute_shard(p, i)
     root = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
     sl = schema.shard_slice(i, p.n_loci, p.config.shard_loci)
-    root[schema.SEQUENCE][:, sl] = seq
-    root[schema.REFERENCE][sl] = ref
-    root[schema.SIGNAL][:, sl] = sig
+    with zarr.config.set({"codec_pipeline.batch_size": WRITE_BATCH_CHUNKS}):
+        root[schema.SEQUENCE][:, sl] = seq
+        root[schema.REFERENCE][sl] = ref
+        root[schema.SIGNAL][:, sl] = sig
     if os.environ.get(SLOW_HOOK):
         time.sleep(float(os.environ[SLOW_HOOK]))
     return i, counts, checksums(seq, ref, sig)
@@ -305,6 +322,39 @@ def _write_coords(root: zarr.Group, p: Plan) -> None:
     root["total_counts"][:] = p.totals
 
 
+def _one_encode_thread_plugin():
+    """Worker plugin: zarr encodes with one thread in each worker (its default is a pool per
+    process), so `--workers N` uses about N cores. Set before the worker's first zarr call,
+    which is when zarr creates its pool; re-applied to any worker the nanny restarts. (Defined
+    here so that in-process builds never import distributed.)"""
+    from distributed import WorkerPlugin
+
+    class OneEncodeThread(WorkerPlugin):
+        def setup(self, worker) -> None:
+            zarr.config.set({"threading.max_workers": 1})
+
+    return OneEncodeThread()
+
+
+def _start_method() -> str:
+    """'forkserver' where the platform has it, with a fork server that has imported distributed
+    AND this module (zarr, numcodecs, cyvcf2, pyBigWig, ...): a spawned worker imports all of it
+    itself, ~0.6 CPU-s each, while the driver builds shards on the other core. Measured: workers
+    ready for their first shard 1.0 s after start instead of 2.7 s. The preload only takes
+    effect if this process has not started its fork server yet (else: slower, still correct)."""
+    import multiprocessing
+
+    import dask
+    from distributed.utils import get_mp_context
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()  # dask sets its preload list on first use only: let it, then replace
+    # it by ours (dask's also preloads pandas: 0.16 CPU-s that a build's workers never use)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", __name__])
+    return "forkserver"
+
+
 def _client(workers: int, scheduler: str | None, max_memory: int | None):
     """Client of an existing cluster, or of a LocalCluster of single-threaded worker processes.
 
@@ -313,18 +363,42 @@ def _client(workers: int, scheduler: str | None, max_memory: int | None):
     allocate per locus chunk is a fresh mmap, page-faulted and unmapped; measured 2.2× the CPU
     per shard (1.13 vs 0.50 CPU-s for 128 loci × 67 libraries), which made 2 workers no faster
     than 1. The build's memory is bounded by shard size (`fit_shard_loci`), not by trimming.
-    Dask's statistical profiler is off too: it walks the task thread's stack every 10 ms."""
+    Workers fork from a preloaded fork server and encode with one zarr thread each (the two
+    helpers above). Dask's statistical profiler is off (it walks the task thread's stack every
+    10 ms) and its periodic housekeeping is slowed to what ~0.5 s tasks need: at the defaults
+    an idle 2-worker cluster used 7 % of a core (driver 3.5 %, each worker 1.7 %), now 1.3 %."""
     import dask
     from distributed import Client, LocalCluster
     if scheduler:
         return Client(scheduler)
     with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                          "distributed.worker.multiprocessing-method": _start_method(),
                           # the statistical profiler samples the task thread 100×/s
-                          "distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               memory_limit=max_memory or "auto", dashboard_address=None,
-                               silence_logs=logging.ERROR)
-    return Client(cluster)
+                          "distributed.worker.profile.enabled": False,
+                          "distributed.admin.tick.interval": "1s",          # was 20 ms
+                          "distributed.admin.system-monitor.interval": "5s",  # was 500 ms
+                          "distributed.scheduler.work-stealing": False}):   # equal-size tasks
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   memory_limit=max_memory or "auto", dashboard_address=None,
+                                   silence_logs=logging.ERROR)
+        except RuntimeError as e:     # dask: "Nanny failed to start."
+            raise InputError(f"dask could not start {workers} local worker processes ({e})",
+                             hint=SPAWN_HINT) from e
+    client = Client(cluster)
+    client.register_plugin(_one_encode_thread_plugin(), name="clipstore-one-encode-thread")
+    return client
+
+
+def _check_not_spawning() -> None:
+    """Refuse a LocalCluster build while this process is itself a worker re-running the main
+    script (a script that calls build(workers>=2) without the `__main__` guard): otherwise every
+    worker would read all inputs and try to start a cluster of its own. `_inheriting` is the
+    flag multiprocessing's own "bootstrapping phase" check reads."""
+    import multiprocessing
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise InputError("build(workers>=2) was called while a dask worker process started",
+                         hint=SPAWN_HINT)
 
 
 def _run_on_cluster(client, p: Plan, queue: list[int], output: str,
@@ -355,6 +429,8 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
           **overrides: Any) -> BuildSummary:
     """Build (or resume) the store at `output` (local path or fsspec URL); see module doc."""
     t0 = time.perf_counter()
+    if workers > 1 and not scheduler:
+        _check_not_spawning()
     if isinstance(config, (str, os.PathLike)):
         config = load_config(config, **overrides)
     elif overrides:

@@ -306,18 +306,22 @@ class StoreDataset:
     def _gather(self, block: Block, seq, sig, sl, shift, rc, ind_pos, scale) -> Batch:
         """Cut examples out of the pool: one contiguous copy per example via window views.
 
-        (Measured: this is bound by cache misses on the pool, ~2.3 us per example; RC through
-        reversed strided views + byte swaps and transpose-free profile views cost the same.)
+        (Measured: this is bound by cache misses on the pool, ~2.2 us per example; a numba-fused
+        single-pass gather measured the same.) Reverse complement works on whole rows: a two-hot
+        position is 4 bytes ACGT, so reversing positions as uint32 and byte-swapping complements
+        (0.6 -> 0.3 us per example vs reversing both uint8 axes); and plus-then-minus reversed
+        end to end is minus reversed then plus reversed, the stranded RC of the profile.
         """
         L, O = self.input_length, self.output_length
         lib = block.lib_pos[sl]
         loc = block.locus_pos[sl]
         x = _windows(seq, loc, ind_pos[lib], _input_start(self.info, L, shift), L)   # (B, L, 4)
         y = _windows(sig, loc, lib, _output_start(self.info, L, O, shift), O)         # (B, O, 2)
-        if rc.any():
-            x[rc] = x[rc, ::-1, ::-1]
-            y[rc] = y[rc, ::-1, ::-1]
         profile = np.ascontiguousarray(y.transpose(0, 2, 1)).reshape(len(y), 2 * O)
+        if rc.any():
+            rows = x.view(np.uint32).reshape(len(x), L)
+            rows[rc] = rows[rc, ::-1].byteswap()
+            profile[rc] = profile[rc, ::-1]
         if self.rpm:
             profile *= scale[lib][:, None]
         return Batch(x=x, profile=profile, quantity=profile.sum(1, dtype=np.float32),

@@ -3,18 +3,22 @@ kill -9, parallel == serial, memory bound, and the store-level contracts."""
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import pysam
 import pytest
 import xarray as xr
+import yaml
 import zarr
 
 from clipstore import schema
@@ -216,12 +220,23 @@ def test_kill_9_at_random_times_then_rerun_is_bit_identical(cohort, built, tmp_p
     out = str(tmp_path / "random.zarr")
     rng = random.Random(1)
     seen_partial = 0
+    def n_done() -> int:
+        try:                        # the build may be rewriting zarr.json as we read it
+            attrs = zarr.open_group(out, mode="r").attrs
+            return len(attrs.get("clipstore_build", {}).get("done", {}))
+        except Exception:
+            return 0
+
     for attempt in range(3):       # 10 shards × 0.2 s: kills land mid-build, some mid-shard
+        before = n_done()
         p = subprocess.Popen([sys.executable, "-m", "clipstore", "-q", "build",
                               str(cohort["config"]), "-o", out], cwd=ROOT,
                              env={**os.environ, SLOW_HOOK: "0.2"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 2.5))
+        deadline = time.monotonic() + 120   # start-up time depends on the machine's load:
+        while n_done() <= before and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)                # kill only once this run has written a shard
+        time.sleep(rng.uniform(0.0, 0.3))
         p.send_signal(signal.SIGKILL)
         p.wait()
         if Path(out, "zarr.json").exists():
@@ -240,6 +255,41 @@ def test_two_workers_on_a_local_cluster_equal_one_worker(cohort, built, tmp_path
     s = build(str(cohort["config"]), out, workers=2, max_memory="1GB")
     assert s.shards_built == s.n_shards
     assert_same_store(url, out)
+
+
+def test_script_without_main_guard_gets_a_clear_error(cohort, tmp_path):
+    script = tmp_path / "no_guard.py"
+    script.write_text("import sys\nfrom clipstore.build import build\n"
+                      "build(sys.argv[1], sys.argv[2], workers=2)\n")
+    r = subprocess.run([sys.executable, str(script), str(cohort["config"]),
+                        str(tmp_path / "s.zarr")], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env={**os.environ, SLOW_HOOK: "1"})  # outlast the start
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("clipstore.errors.InputError: dask could not start"), last
+    assert 'if __name__ == "__main__":' in last
+
+
+def test_vcf_contig_in_header_without_records_gets_the_reference_quietly(tmp_path):
+    c = write_cohort(tmp_path / "in", loci_per_contig=6)
+    vcf = c["dir"] / yaml.safe_load(c["config"].read_text())["variants"]
+    with gzip.open(vcf, "rt") as f:      # keep the header's ##contig=<ID=2>, drop its records
+        kept = [line for line in f if not line.startswith("2\t")]
+    plain = vcf.with_suffix("")
+    plain.write_text("".join(kept))
+    pysam.tabix_index(str(plain), preset="vcf", force=True)
+    out = str(tmp_path / "s.zarr")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(str(c["config"]), out)
+    assert not [w for w in caught if "no intervals" in str(w.message)]
+    root = zarr.open_group(out, mode="r")
+    on2 = root["chrom"][:] == "chr2"
+    seq = root["sequence"][:]
+    twice_ref = np.broadcast_to(2 * root["reference"][:], seq.shape)
+    assert on2.any() and (~on2).any()
+    np.testing.assert_array_equal(seq[:, on2], twice_ref[:, on2])
+    assert (seq[:, ~on2] != twice_ref[:, ~on2]).any()
 
 
 def test_peak_memory_stays_under_max_memory(tmp_path):
