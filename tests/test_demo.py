@@ -101,6 +101,8 @@ def test_quick_demo_resumes_without_retraining_and_refuses_another_plan(quick_de
     assert {p: p.stat().st_mtime_ns for p in logs} == before
     other = run_cli("demo", "--out", str(quick_demo))           # the default plan
     assert other.returncode == 2 and "another plan" in other.stderr
+    reseeded = run_cli("demo", "--quick", "--train-seed", "1", "--out", str(quick_demo))
+    assert reseeded.returncode == 2 and "another plan or seed" in reseeded.stderr
 
 
 def test_full_plan_is_the_papers_schedule(tmp_path):
@@ -117,7 +119,7 @@ def test_full_plan_is_the_papers_schedule(tmp_path):
     cfgs = [train_config(plan, r, "store.zarr", tmp_path, 0) for r in runs]
     assert all(c.ensemble == list(range(1, 10)) and c.model == "clipnet" for c in cfgs)
     assert all((c.batch_size, c.learning_rate, c.patience, c.max_epochs) == (256, 1e-3, 10, 200)
-               and c.steps_per_epoch is None for c in cfgs)
+               and c.steps_per_epoch is None and c.loss_lambda == 1 / 500 for c in cfgs)
     assert [c.masked for c in cfgs[:2]] == [False, True]
     from trainer.train import expand
     assert len(expand(cfgs[0])) == 9                 # one model per replicate fold
