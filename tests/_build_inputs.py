@@ -8,6 +8,7 @@ and a locus off a contig edge, and records what it planted in `planted`.
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +200,22 @@ def assert_same_store(a: str, b: str, so_a: dict | None = None, so_b: dict | Non
         np.testing.assert_array_equal(ra[name][:], rb[name][:], err_msg=name)
     assert schema.store_info(ra) == schema.store_info(rb)
     assert ra.attrs["clipstore_build"] == rb.attrs["clipstore_build"]
+
+
+def shards_done(out: str) -> int:
+    """Shards a (possibly running) build has recorded as done in the store's progress."""
+    from clipstore.build import PROGRESS_KEY
+    if not Path(out, "zarr.json").exists():
+        return 0
+    try:
+        return len((zarr.open_group(out, mode="r").attrs.get(PROGRESS_KEY) or {}).get("done", {}))
+    except Exception:          # the driver is rewriting zarr.json right now
+        return 0
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -25,7 +25,8 @@ from clipstore import schema
 from clipstore.build import KILL_HOOK, SLOW_HOOK, build
 from clipstore.encoding import one_hot, two_hot
 from clipstore.errors import InputError
-from tests._build_inputs import assert_same_store, bigwig_window, haplotypes, write_cohort
+from tests._build_inputs import (assert_same_store, bigwig_window, haplotypes, shards_done,
+                                 wait_for, write_cohort)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -220,22 +221,14 @@ def test_kill_9_at_random_times_then_rerun_is_bit_identical(cohort, built, tmp_p
     out = str(tmp_path / "random.zarr")
     rng = random.Random(1)
     seen_partial = 0
-    def n_done() -> int:
-        try:                        # the build may be rewriting zarr.json as we read it
-            attrs = zarr.open_group(out, mode="r").attrs
-            return len(attrs.get("clipstore_build", {}).get("done", {}))
-        except Exception:
-            return 0
-
     for attempt in range(3):       # 10 shards × 0.2 s: kills land mid-build, some mid-shard
-        before = n_done()
+        before = shards_done(out)
         p = subprocess.Popen([sys.executable, "-m", "clipstore", "-q", "build",
                               str(cohort["config"]), "-o", out], cwd=ROOT,
                              env={**os.environ, SLOW_HOOK: "0.2"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120   # start-up time depends on the machine's load:
-        while n_done() <= before and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)                # kill only once this run has written a shard
+        # start-up time depends on the machine's load: kill once this run has written a shard
+        wait_for(lambda: shards_done(out) > before or p.poll() is not None, 120, "a shard")
         time.sleep(rng.uniform(0.0, 0.3))
         p.send_signal(signal.SIGKILL)
         p.wait()

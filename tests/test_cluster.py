@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import zarr
 from clipstore import schema
 from clipstore.build import PROGRESS_KEY, SLOW_HOOK, build
 from clipstore.testing import dask_cluster
-from tests._build_inputs import assert_same_store, write_cohort
+from tests._build_inputs import assert_same_store, shards_done, wait_for, write_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,23 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def build_cmd(config: Path, out: str, address: str) -> list[str]:
     return [sys.executable, "-m", "clipstore", "-q", "build", str(config), "-o", out,
             "--scheduler", address]
-
-
-def shards_done(out: str) -> int:
-    if not Path(out, "zarr.json").exists():
-        return 0
-    try:
-        return len((zarr.open_group(out, mode="r").attrs.get(PROGRESS_KEY) or {}).get("done", {}))
-    except Exception:          # the driver is rewriting zarr.json right now
-        return 0
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
