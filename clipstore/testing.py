@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 # Standard AWS variables the moto context replaces (and restores afterwards), so no real
@@ -83,6 +83,23 @@ def _set_env(values: Mapping[str, str | None]) -> None:
             os.environ[k] = v
 
 
+def _wait_until_answers(url: str, timeout: float, what: str, *,
+                        alive: Callable[[], None] = lambda: None,
+                        detail: Callable[[], str] = lambda: "") -> None:
+    """Poll `url` until it answers; `alive` raises if the server died meanwhile, `detail` adds
+    context (e.g. the server's log) to the time-out error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive()
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not answer in {timeout:.0f} s{detail()}") from None
+            time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def moto_server(*, region: str = "us-east-1", timeout: float = 60.0
                 ) -> Iterator[tuple[str, dict]]:
@@ -107,19 +124,13 @@ def moto_server(*, region: str = "us-east-1", timeout: float = 60.0
             proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                                      "-p", str(port)], stdout=fh, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=os.environ.copy())
+        def alive() -> None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with {proc.returncode}:\n{_tail(log)}")
+
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"moto server exited with {proc.returncode}:\n{_tail(log)}")
-                try:
-                    with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
-                        break
-                except (urllib.error.URLError, OSError):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"moto server on {endpoint} did not answer in "
-                                           f"{timeout:.0f} s:\n{_tail(log)}") from None
-                    time.sleep(0.1)
+            _wait_until_answers(f"{endpoint}/moto-api/", timeout, f"moto server on {endpoint}",
+                                alive=alive, detail=lambda: f":\n{_tail(log)}")
             yield endpoint, {"endpoint_url": endpoint}
         finally:
             _stop(proc)
@@ -150,16 +161,8 @@ def gcs_server(*, timeout: float = 30.0) -> Iterator[tuple[str, dict]]:
         for proto in ("gs", "gcs"):
             fsspec.register_implementation(proto, gcsfs.core.GCSFileSystem, clobber=True)
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{server.url}/storage/v1/b", timeout=2):
-                        break
-                except (urllib.error.URLError, OSError):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"fake-gcs-server on {server.url} did not answer"
-                                           ) from None
-                    time.sleep(0.1)
+            _wait_until_answers(f"{server.url}/storage/v1/b", timeout,
+                                f"fake-gcs-server on {server.url}")
             yield server.url, {"endpoint_url": server.url, "token": "anon"}
         finally:
             server.stop()

@@ -18,17 +18,23 @@ pytest.importorskip("tensorflow")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _tiny_config(tmp_path: Path, n_loci: int, schedule: str) -> Path:
+    """train.yaml for a tiny model on a learnable store of `n_loci`, plus `schedule` lines."""
+    store = learnable_store(str(tmp_path / "store.zarr"), n_loci=n_loci)
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(f"store: {store}\noutput: {tmp_path / 'out'}\n"
+                   "model: {conv_filters: [8, 8], filters: 8, n_dilated: 2}\n"
+                   "batch_size: 32\ntensorboard: false\n" + schedule)
+    return cfg
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_two_workers_train_from_sharded_readers(tmp_path):
     from clipstore.testing import free_port
 
-    store = learnable_store(str(tmp_path / "store.zarr"), n_loci=320)
-    cfg = tmp_path / "train.yaml"
-    cfg.write_text(f"store: {store}\noutput: {tmp_path / 'out'}\n"
-                   "model: {conv_filters: [8, 8], filters: 8, n_dilated: 2}\n"
-                   "batch_size: 32\nsteps_per_epoch: 4\nmax_epochs: 2\ntensorboard: false\n"
-                   "loss: multiscale\nloss_lambda: 0.05\n")
+    cfg = _tiny_config(tmp_path, 320, "steps_per_epoch: 4\nmax_epochs: 2\n"
+                                      "loss: multiscale\nloss_lambda: 0.05\n")
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
@@ -87,12 +93,7 @@ print(json.dumps({"epochs": r.epochs_run, "loss": r.history["loss"],
 @pytest.mark.timeout(180)
 def test_mirrored_strategy_over_two_devices(tmp_path):
     """The MirroredStrategy path (several GPUs), run on two logical CPU devices."""
-    store = learnable_store(str(tmp_path / "store.zarr"), n_loci=160)
-    cfg = tmp_path / "train.yaml"
-    cfg.write_text(f"store: {store}\noutput: {tmp_path / 'out'}\n"
-                   "model: {conv_filters: [8, 8], filters: 8, n_dilated: 2}\n"
-                   "batch_size: 32\nsteps_per_epoch: 3\nvalidation_steps: 1\nmax_epochs: 2\n"
-                   "tensorboard: false\n")
+    cfg = _tiny_config(tmp_path, 160, "steps_per_epoch: 3\nvalidation_steps: 1\nmax_epochs: 2\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run([sys.executable, "-c", MIRRORED, str(cfg)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=170)
