@@ -1,5 +1,6 @@
 """Session fixtures shared by the whole suite: one small simulated cohort and one store built
-from it, so that every test reads real files and a real Zarr store (built once, read many times).
+from it, and the build tests' hand-written cohort and its in-process build, so that every test
+reads real files and a real Zarr store (built once, read many times).
 """
 from __future__ import annotations
 
@@ -36,3 +37,21 @@ def store(sim, tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("store") / "store.zarr")
     build(sim.config, out, workers=1, quiet=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory) -> dict:
+    """The build tests' small cohort (tests/_build_inputs.write_cohort defaults); read-only."""
+    from tests._build_inputs import write_cohort
+
+    return write_cohort(tmp_path_factory.mktemp("cohort"))
+
+
+@pytest.fixture(scope="session")
+def built(cohort, tmp_path_factory):
+    """(store path, BuildSummary) of `cohort` built in-process with one worker: the store every
+    other build of it (2 workers, clusters, buckets, resumed) must equal bit for bit."""
+    from clipstore.build import build
+
+    out = str(tmp_path_factory.mktemp("built") / "store.zarr")
+    return out, build(str(cohort["config"]), out, workers=1, quiet=True)

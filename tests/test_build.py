@@ -31,18 +31,6 @@ from tests._build_inputs import (assert_same_store, bigwig_window, haplotypes, s
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    return write_cohort(tmp_path_factory.mktemp("cohort"))
-
-
-@pytest.fixture(scope="module")
-def built(cohort, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("built") / "store.zarr")
-    summary = build(str(cohort["config"]), out, workers=1, quiet=True)
-    return out, summary
-
-
 
 def fold_oracle() -> dict[str, int]:
     text = resources.files("clipstore.data").joinpath("clipnet_folds.csv").read_text()

@@ -19,10 +19,9 @@ import zarr
 
 import clipstore
 from clipstore import schema
-from clipstore.build import build
 from clipstore.reader import StoreDataset
 from clipstore.testing import gcs_server, moto_server
-from tests._build_inputs import assert_same_store, write_cohort
+from tests._build_inputs import assert_same_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,18 +42,6 @@ def all_bytes(url: str, storage_options: dict) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    return write_cohort(tmp_path_factory.mktemp("cloud_cohort"))
-
-
-@pytest.fixture(scope="module")
-def local(cohort, tmp_path_factory) -> str:
-    out = str(tmp_path_factory.mktemp("cloud_local") / "store.zarr")
-    build(str(cohort["config"]), out, workers=1, quiet=True)
-    return out
-
-
-@pytest.fixture(scope="module")
 def s3():
     """A moto S3 server with one bucket; dummy credentials are in os.environ meanwhile."""
     with moto_server() as (endpoint, so):
@@ -72,9 +59,9 @@ def s3_built(cohort, s3):
     return url, r
 
 
-def test_cli_build_into_s3_equals_the_local_build(local, s3, s3_built):
+def test_cli_build_into_s3_equals_the_local_build(built, s3, s3_built):
     url, r = s3_built
-    assert_same_store(local, url, None, s3[1])
+    assert_same_store(built[0], url, None, s3[1])
     assert "shards" in r.stdout             # the run summary went to stdout
 
 
@@ -94,13 +81,13 @@ def test_credentials_never_reach_the_store_or_the_cli_output(s3, s3_built):
         assert secret not in out.stdout + out.stderr and key not in out.stdout + out.stderr
 
 
-def test_info_and_validate_on_s3(cohort, local, s3, s3_built):
+def test_info_and_validate_on_s3(cohort, built, s3, s3_built):
     url, _ = s3_built
     env = {"AWS_ENDPOINT_URL": s3[0]}
     r = cli(["info", "--json", url], env)
     assert r.returncode == 0, r.stderr[-3000:]
     remote = json.loads(r.stdout)
-    here = json.loads(cli(["info", "--json", local], {}).stdout)
+    here = json.loads(cli(["info", "--json", built[0]], {}).stdout)
     assert remote["store"] == url and remote["complete"]
     for k in ("dims", "folds", "skipped", "build_config", "shard_loci", "input_length"):
         assert remote[k] == here[k], k
@@ -112,7 +99,7 @@ def test_info_and_validate_on_s3(cohort, local, s3, s3_built):
         here["dims"]["locus"] % here["shard_loci"] > 0) and int(m[2]) > 30, r.stdout
 
 
-def test_validate_on_s3_catches_a_changed_value(local, s3, s3_built):
+def test_validate_on_s3_catches_a_changed_value(built, s3, s3_built):
     """The bucket copy is really re-read: change one signal value there (a validly re-encoded
     shard, so only the recorded checksum can tell) → exit 1 naming the shard."""
     url, _ = s3_built
@@ -126,16 +113,16 @@ def test_validate_on_s3_catches_a_changed_value(local, s3, s3_built):
     assert "problem: shard 0 " in r.stderr and "checksum mismatch" in r.stderr, r.stderr[-2000:]
 
 
-def test_xarray_from_s3_equals_local(local, s3, s3_built):
+def test_xarray_from_s3_equals_local(built, s3, s3_built):
     url, _ = s3_built
-    a = clipstore.open(local).load()
+    a = clipstore.open(built[0]).load()
     b = clipstore.open(url, storage_options=s3[1]).load()
     xr.testing.assert_identical(a, b)
 
 
-def test_readers_from_s3_equal_local(local, s3, s3_built):
+def test_readers_from_s3_equal_local(built, s3, s3_built):
     url, _ = s3_built
-    a = StoreDataset.open(local).with_jitter(5).with_rc(True)
+    a = StoreDataset.open(built[0]).with_jitter(5).with_rc(True)
     b = StoreDataset.open(url, storage_options=s3[1]).with_jitter(5).with_rc(True)
     ba = list(a.batches(32, shuffle=True, seed=7))
     bb = list(b.batches(32, shuffle=True, seed=7))
@@ -168,7 +155,7 @@ print(json.dumps({"info": dict(root.attrs["clipstore"]), "build": root.attrs["cl
 
 
 @pytest.mark.timeout(300)
-def test_gs_build_info_validate_equal_local(cohort, local):
+def test_gs_build_info_validate_equal_local(cohort, built):
     """gs:// through gcsfs against the real fake-gcs-server emulator, end to end by CLI.
 
     Bit-identity with the local build, from few requests: the per-shard CRC32s recorded in the
@@ -183,7 +170,8 @@ def test_gs_build_info_validate_equal_local(cohort, local):
         assert r.returncode == 0, r.stderr[-3000:]
         r = cli(["info", "--json", url], {})
         assert r.returncode == 0, r.stderr[-3000:]
-        remote, here = json.loads(r.stdout), json.loads(cli(["info", "--json", local], {}).stdout)
+        remote = json.loads(r.stdout)
+        here = json.loads(cli(["info", "--json", built[0]], {}).stdout)
         for k in ("dims", "folds", "skipped", "build_config", "complete"):
             assert remote[k] == here[k], k
         r = cli(["validate", url], {})
@@ -191,7 +179,7 @@ def test_gs_build_info_validate_equal_local(cohort, local):
         got = subprocess.run([sys.executable, "-c", ATTRS_SCRIPT, url], capture_output=True,
                              text=True, timeout=120)
         assert got.returncode == 0, got.stderr[-3000:]
-        want = zarr.open_group(local, mode="r").attrs
+        want = zarr.open_group(built[0], mode="r").attrs
         attrs = json.loads(got.stdout)
         assert attrs["build"] == want["clipstore_build"]           # same CRC32 of every shard
         assert attrs["info"] == dict(want["clipstore"])
@@ -229,7 +217,7 @@ def test_train_a_few_steps_from_the_s3_store_with_the_image_entry_point(s3, tmp_
     assert secret.encode() not in all_bytes(output, s3[1])
 
 
-def test_cluster_build_into_s3_equals_the_local_build(cohort, local, s3):
+def test_cluster_build_into_s3_equals_the_local_build(cohort, built, s3):
     """Workers of an existing dask cluster write the shards to the bucket themselves, with the
     credentials and endpoint of their own environment (nothing is shipped with the tasks)."""
     from clipstore.testing import dask_cluster
@@ -238,4 +226,4 @@ def test_cluster_build_into_s3_equals_the_local_build(cohort, local, s3):
     with dask_cluster(2, env=env) as address:
         r = cli(["-q", "build", str(cohort["config"]), "-o", url, "--scheduler", address], env)
         assert r.returncode == 0, r.stderr[-3000:]
-    assert_same_store(local, url, None, s3[1])
+    assert_same_store(built[0], url, None, s3[1])

@@ -10,13 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import zarr
 
 from clipstore import schema
-from clipstore.build import PROGRESS_KEY, SLOW_HOOK, build
+from clipstore.build import PROGRESS_KEY, SLOW_HOOK
 from clipstore.testing import dask_cluster
-from tests._build_inputs import assert_same_store, shards_done, wait_for, write_cohort
+from tests._build_inputs import assert_same_store, shards_done, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,19 +26,7 @@ def build_cmd(config: Path, out: str, address: str) -> list[str]:
             "--scheduler", address]
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    return write_cohort(tmp_path_factory.mktemp("cluster_cohort"))
-
-
-@pytest.fixture(scope="module")
-def local(cohort, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("cluster_local") / "store.zarr")
-    summary = build(str(cohort["config"]), out, workers=1, quiet=True)
-    return out, summary
-
-
-def test_cli_build_on_an_existing_cluster_equals_a_local_build(cohort, local, tmp_path):
+def test_cli_build_on_an_existing_cluster_equals_a_local_build(cohort, built, tmp_path):
     out = str(tmp_path / "cluster.zarr")
     with dask_cluster(2) as address:
         r = subprocess.run(build_cmd(cohort["config"], out, address), cwd=ROOT,
@@ -49,13 +36,13 @@ def test_cli_build_on_an_existing_cluster_equals_a_local_build(cohort, local, tm
         with Client(address) as c:      # the shards really ran on the cluster's two workers
             ran = c.run(lambda dask_worker: dask_worker.state.executed_count)
     assert len(ran) == 2
-    assert sum(ran.values()) == local[1].n_shards and min(ran.values()) >= 1, ran
-    assert_same_store(local[0], out)
+    assert sum(ran.values()) == built[1].n_shards and min(ran.values()) >= 1, ran
+    assert_same_store(built[0], out)
 
 
-def test_killing_a_worker_mid_build_still_gives_the_identical_store(cohort, local, tmp_path):
+def test_killing_a_worker_mid_build_still_gives_the_identical_store(cohort, built, tmp_path):
     out = str(tmp_path / "killed_worker.zarr")
-    n = local[1].n_shards
+    n = built[1].n_shards
     with dask_cluster(2, env={SLOW_HOOK: "0.4"}) as address:
         p = subprocess.Popen(build_cmd(cohort["config"], out, address), cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -71,12 +58,12 @@ def test_killing_a_worker_mid_build_still_gives_the_identical_store(cohort, loca
         assert address.worker_procs[0].returncode == -signal.SIGKILL
         assert address.worker_procs[1].poll() is None
         assert p.returncode == 0, err[-3000:]      # dask rescheduled the lost worker's shards
-    assert_same_store(local[0], out)
+    assert_same_store(built[0], out)
 
 
-def test_killed_driver_on_a_cluster_resumes_to_the_identical_store(cohort, local, tmp_path):
+def test_killed_driver_on_a_cluster_resumes_to_the_identical_store(cohort, built, tmp_path):
     out = str(tmp_path / "killed_driver.zarr")
-    n = local[1].n_shards
+    n = built[1].n_shards
     with dask_cluster(2, env={SLOW_HOOK: "0.4"}) as address:
         p = subprocess.Popen(build_cmd(cohort["config"], out, address), cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -93,7 +80,7 @@ def test_killed_driver_on_a_cluster_resumes_to_the_identical_store(cohort, local
         r = subprocess.run(build_cmd(cohort["config"], out, address), cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]
-    assert_same_store(local[0], out)
+    assert_same_store(built[0], out)
     # the rerun rewrote none of the shards recorded done before the kill
     assert {f: f.stat().st_mtime_ns for f in files} == files
 

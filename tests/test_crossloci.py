@@ -75,7 +75,6 @@ def test_evaluate_store_reads_each_fold(tmp_path):
     assert list(table["fold"]) == sorted(int(f) for f in folds)
     seq, sig = root["sequence"][:], root["signal"][:]
     lib_ind = root["library_individual"][:]
-    W = 120
     for f, row in zip(table["fold"], table.itertuples()):
         loci = np.flatnonzero(fold == f)
         # independently: every (library, locus) pair, centred windows cut from the raw arrays
