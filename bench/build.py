@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import WORK, report  # noqa: E402
+from bench.common import WORK, report, simulated_cohort  # noqa: E402
 
 CHILD = """
 import json, os, re, sys, time
@@ -104,14 +104,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="runs per worker count (best counts)")
     a = ap.parse_args()
     work = WORK / "build"
-    inputs = work / f"inputs_{a.loci}_{a.individuals}_{a.replicates}"
-    if not (inputs / "build.yaml").exists():
-        from tests._build_inputs import write_cohort
-        per = a.loci // 2
-        write_cohort(inputs, n_individuals=a.individuals, replicates=a.replicates,
-                     loci_per_contig=per, input_length=1000, max_jitter=250, shard_loci=128,
-                     contigs={"chr1": per * 400, "chr2": per * 400}, variants_per_locus=5,
-                     realistic=True)
+    inputs = simulated_cohort(work / f"inputs_{a.loci}_{a.individuals}_{a.replicates}", a.loci,
+                              individuals=a.individuals, replicates=a.replicates)
     runs: dict[int, dict] = {}
     for _ in range(a.repeats):
         for workers in (1, 2):

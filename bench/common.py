@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -50,4 +51,23 @@ def report(name: str, figures: dict[str, float | int | str | None]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
+    return path
+
+
+def simulated_cohort(path: Path, n_loci: int, *, individuals: int = 58, replicates: int = 9,
+                     variants_per_locus: int = 5, reuse: bool = True) -> Path:
+    """The benchmarks' seeded cohort under `path` (FASTA, VCF, bigWigs, peaks, build.yaml), kept
+    when `reuse` finds one: two contigs of n_loci / 2 loci, 1000 bp input, 250 bp jitter,
+    128-locus shards, rare-skewed genotypes and TSS-clustered counts
+    (tests/_build_inputs.write_cohort, `realistic`)."""
+    from tests._build_inputs import write_cohort
+
+    if reuse and (path / "build.yaml").exists():
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    per = n_loci // 2
+    write_cohort(path, n_individuals=individuals, replicates=replicates, loci_per_contig=per,
+                 input_length=1000, max_jitter=250, shard_loci=128,
+                 contigs={"chr1": per * 400, "chr2": per * 400},
+                 variants_per_locus=variants_per_locus, realistic=True)
     return path

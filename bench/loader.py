@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.common import WORK, peak_rss_mb, report  # noqa: E402
+from bench.common import WORK, peak_rss_mb, report, simulated_cohort  # noqa: E402
 from clipstore import bloscdec, encoding  # noqa: E402
 from clipstore.reader import DEFAULT_POOL_LOCI, StoreDataset, _windows  # noqa: E402
 from tests._synthetic import synthetic_store  # noqa: E402
@@ -66,17 +66,11 @@ def build_store(work: Path, n_loci: int, reuse: bool = False) -> tuple[str, Path
     makes of them (2 workers). Two contigs of n_loci / 2 loci (the cohort plants a locus off
     a contig edge, which the build skips)."""
     from clipstore.build import build
-    from tests._build_inputs import write_cohort
 
-    per = n_loci // 2
-    inputs = work / f"loader_cohort_{n_loci}_v{VARIANTS_PER_LOCUS}"
+    inputs = simulated_cohort(work / f"loader_cohort_{n_loci}_v{VARIANTS_PER_LOCUS}", n_loci,
+                              individuals=N_IND, replicates=N_REP,
+                              variants_per_locus=VARIANTS_PER_LOCUS, reuse=reuse)
     store = work / f"loader_sim_{n_loci}_v{VARIANTS_PER_LOCUS}.zarr"
-    if not (reuse and (inputs / "build.yaml").exists()):
-        shutil.rmtree(inputs, ignore_errors=True)
-        write_cohort(inputs, n_individuals=N_IND, replicates=N_REP, loci_per_contig=per,
-                     input_length=L_IN, max_jitter=JIT, shard_loci=128,
-                     contigs={"chr1": per * 400, "chr2": per * 400},
-                     variants_per_locus=VARIANTS_PER_LOCUS, realistic=True)
     if not (reuse and _complete(store, None)):
         build(str(inputs / "build.yaml"), str(store), workers=2, overwrite=True, quiet=True)
     return str(store), inputs

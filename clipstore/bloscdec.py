@@ -1,8 +1,8 @@
 """Blosc chunk decoding for the reader's hot path: c-blosc2 through ctypes, else numcodecs.
 
 Why c-blosc2: it reads the Blosc1 frames our stores hold (the format is unchanged) and decodes
-them faster than numcodecs' bundled c-blosc 1 (measured on a simulated-cohort store: signal
-chunks 34 % less CPU, sequence 8 %; about 1 us of the loader's ~9 us per example).
+them faster than numcodecs' bundled c-blosc 1 (measured on the loader bench's simulated-cohort
+store: signal chunks 34 % less CPU, sequence 8 %; 0.7-1.1 us of the loader's 8-9 us per example).
 Why ctypes: python-blosc2's own `decompress` holds the GIL (two decode threads ran no faster
 than one, measured), while a ctypes call releases it, so the reader's decode threads overlap.
 Each thread keeps its own decompression context (`blosc2_decompress_ctx` is thread-safe per
@@ -104,12 +104,11 @@ def _self_test(decode: Decode) -> None:
             raise RuntimeError("c-blosc2 decoded a test frame differently from numcodecs")
 
 
+_NUMCODECS = Blosc()   # decode reads the codec from each frame's header, not the instance's
+
+
 def _numcodecs_decode(src, out: np.ndarray) -> None:
-    # numcodecs reads the codec from the frame header; the instance's settings do not matter
     _NUMCODECS.decode(src, out=out)
-
-
-_NUMCODECS = Blosc()
 
 
 @lru_cache(maxsize=None)
