@@ -41,7 +41,7 @@ from .errors import InputError
 from .fasta import contigs_of, fetch, open_fasta
 from .folds import load_fold_map
 from .peaks import call_loci
-from .tracks import chrom_names, open_bigwig, total_counts, windows
+from .tracks import chrom_names, integer_counts, open_bigwig, total_counts, windows
 from .variants import SKIP_KEYS, apply_snps, contigs_with_records, open_vcf
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class Plan:
     bw_chroms: list[tuple[dict[str, str], dict[str, str]]]  # per library: plus, minus maps
     totals: np.ndarray
     counts: dict[str, int]                # locus-level skipped counts from the peaks
+    signal_dtype: str = "float32"         # resolved from config.signal_dtype ("auto")
 
     @property
     def n_loci(self) -> int:
@@ -155,7 +156,7 @@ def plan(config: BuildConfig) -> Plan:
         vcf_chroms = {c: v for c, v in vcf_chroms.items() if v in indexed}
     else:
         individuals = ["reference"]
-    bw_chroms, totals = [], []
+    bw_chroms, totals, integral = [], [], True
     for lib in config.libraries:
         maps, tot = [], 0.0
         for path in (lib.plus, lib.minus):
@@ -163,12 +164,16 @@ def plan(config: BuildConfig) -> Plan:
             maps.append(chrom_names(bw, path, used, config.contig_aliases))
             tot += total_counts(bw)
             bw.close()
+            integral = integral and (config.signal_dtype != "auto"
+                                     or integer_counts(path, schema.UINT16_MAX))
         bw_chroms.append((maps[0], maps[1]))
         totals.append(tot)
     lib_ind = np.array([individuals.index(lib.individual) if config.variants else 0
                         for lib in config.libraries], dtype=np.int32)
+    dtype = config.signal_dtype if config.signal_dtype != "auto" else (
+        "uint16" if integral else "float32")
     return Plan(config, loci, individuals, lib_ind, vcf_chroms, bw_chroms,
-                np.array(totals, dtype=np.float64), counts)
+                np.array(totals, dtype=np.float64), counts, dtype)
 
 
 def geometry(config: BuildConfig) -> schema.StoreInfo:
@@ -217,7 +222,27 @@ def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
                 ks = np.flatnonzero(chrom[sl] == c)
                 sig[li, ks, :, strand] = windows(bw, names[c], start[sl][ks] + s_off, SW)
             bw.close()
+    if p.signal_dtype == "uint16":
+        sig = _as_uint16(sig, p, sl)
     return seq, ref, sig, counts
+
+
+def _as_uint16(sig: np.ndarray, p: Plan, sl: slice) -> np.ndarray:
+    """The shard's counts as uint16, or an InputError naming the first value that is not a
+    whole number in 0..65535 (the store would not hold it exactly)."""
+    bad = (sig != np.round(sig)) | (sig > schema.UINT16_MAX)
+    if bad.any():
+        li, k, pos, strand = (int(v[0]) for v in np.nonzero(bad))
+        lib = p.config.libraries[li]
+        start = int(p.loci["start"][sl.start + k]) + geometry(p.config).signal_offset + pos
+        raise InputError(
+            f"value {float(sig[li, k, pos, strand])} at {p.loci['chrom'][sl.start + k]}:"
+            f"{start + 1} is not a whole count in 0..{schema.UINT16_MAX}, so signal cannot be "
+            "stored as uint16", file=lib.minus if strand else lib.plus,
+            record=f"library {lib.id}",
+            hint="set signal_dtype: float32 in the build config (or --signal-dtype float32) "
+                 "and rebuild with --overwrite")
+    return sig.astype(np.uint16)
 
 
 def checksums(seq: np.ndarray, ref: np.ndarray, sig: np.ndarray) -> list[int]:
@@ -307,7 +332,8 @@ def _open_or_create(url: str, p: Plan, cfg_dict: dict, overwrite: bool,
     info = schema.StoreInfo(input_length=cfg.input_length, max_jitter=cfg.max_jitter,
                             output_length=cfg.output_length, shard_loci=cfg.shard_loci,
                             reference_only=not cfg.variants, skipped=dict(p.counts),
-                            build_config=cfg_dict, clipstore_version=_version())
+                            build_config=cfg_dict, clipstore_version=_version(),
+                            signal_dtype=p.signal_dtype)
     libs = [lib.id for lib in cfg.libraries]
     root = schema.create_store(url, n_loci=p.n_loci, individuals=p.individuals, libraries=libs,
                                library_individual=p.library_individual, info=info,

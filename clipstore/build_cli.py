@@ -29,6 +29,9 @@ from .errors import InputError
               help="Largest gap between a minus and a plus peak that pairs them.")
 @click.option("--folds", default=None, help="CSV chrom,fold replacing CLIPNET's fold map.")
 @click.option("--shard-loci", type=int, default=None, help="Loci per shard.")
+@click.option("--signal-dtype", type=click.Choice(["auto", "uint16", "float32"]), default=None,
+              help="Signal storage: uint16 for whole counts (auto: when every bigWig's header "
+                   "shows them), else float32.")
 @click.option("--alias", "aliases", multiple=True, metavar="NAME=CONTIG",
               help="Contig alias, e.g. --alias 22=chr22 (repeatable).")
 def build(config, output, workers, scheduler, max_memory, overwrite, aliases, **overrides):

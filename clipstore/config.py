@@ -13,6 +13,7 @@ Example (`clipstore simulate` writes one like it next to its files):
     folds: null                         # CSV chrom,fold; null = CLIPNET's map
     contig_aliases: {}                  # e.g. {"22": "chr22"}: names in any input → FASTA names
     shard_loci: 128
+    signal_dtype: auto                  # auto | uint16 | float32 (see clipstore.schema)
 
 Relative paths resolve against the config file's folder, so a config travels with its data.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError
-from .schema import DEFAULT_SHARD_LOCI
+from .schema import DEFAULT_SHARD_LOCI, SIGNAL_DTYPES
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class BuildConfig:
     folds: str | None = None
     contig_aliases: dict[str, str] = field(default_factory=dict)
     shard_loci: int = DEFAULT_SHARD_LOCI
+    signal_dtype: str = "auto"
 
     @property
     def window(self) -> int:
@@ -137,6 +139,9 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
     cfg = BuildConfig(**raw)
     if cfg.output_length > cfg.input_length or min(cfg.input_length, cfg.output_length) <= 0:
         raise InputError("need 0 < output_length <= input_length", file=str(path))
+    if cfg.signal_dtype not in ("auto", *SIGNAL_DTYPES):
+        raise InputError(f"signal_dtype must be auto, {' or '.join(SIGNAL_DTYPES)}, got "
+                         f"{cfg.signal_dtype!r}", file=str(path))
     ids = [lib.id for lib in cfg.libraries]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

@@ -26,6 +26,7 @@ def store_summary(url: str, storage_options: dict | None = None) -> dict[str, An
         "store": url, "complete": info.complete, "reference_only": info.reference_only,
         "dims": dims, "input_length": info.input_length, "max_jitter": info.max_jitter,
         "output_length": info.output_length, "shard_loci": info.shard_loci,
+        "signal_dtype": info.signal_dtype,
         "folds": {int(f): int(n) for f, n in zip(folds, counts)},
         "skipped": dict(info.skipped or {}), "size_bytes": size_on_disk(url, storage_options),
         "clipstore_version": info.clipstore_version, "build_config": dict(info.build_config or {}),
@@ -38,7 +39,7 @@ def format_summary(s: dict[str, Any]) -> str:
              f"dims         individual {d['individual']}  locus {d['locus']}  position "
              f"{d['position']}  signal_position {d['signal_position']}  library {d['library']}",
              f"lengths      input {s['input_length']}  jitter ±{s['max_jitter']}  output "
-             f"{s['output_length']}  shard {s['shard_loci']} loci",
+             f"{s['output_length']}  shard {s['shard_loci']} loci  signal {s['signal_dtype']}",
              "folds        " + "  ".join(f"{f}:{n}" for f, n in s["folds"].items()),
              f"size         {s['size_bytes'] / 2**20:.2f} MiB",
              f"version      clipstore {s['clipstore_version']}",

@@ -212,12 +212,13 @@ class StoreDataset:
     def _read_block(self, loci: np.ndarray, individuals: np.ndarray,
                     buffers: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Locus-major pools over the whole stored windows: seq (P, n_ind, W, 4) uint8 and
-        sig (P, n_lib, SW, 2) float32, decoded in place (no crop copy; `buffers` reused)."""
+        sig (P, n_lib, SW, 2) in the store's signal dtype, decoded in place (no crop copy;
+        `buffers` reused)."""
         root = self.meta.root
         W, SW, P = self.info.window, self.info.signal_window, len(loci)
         n_ind = 1 if self.is_masked else len(individuals)
         seq = _buffer(buffers, "seq", (P, n_ind, W, 4), np.uint8)
-        sig = _buffer(buffers, "sig", (P, len(self.libraries), SW, 2), np.float32)
+        sig = _buffer(buffers, "sig", (P, len(self.libraries), SW, 2), root[schema.SIGNAL].dtype)
         all_ind = len(individuals) == self.meta.n_individuals and np.array_equal(
             individuals, np.arange(n_ind))
         all_lib = len(self.libraries) == len(self.meta.library_id) and np.array_equal(
@@ -317,7 +318,8 @@ class StoreDataset:
         loc = block.locus_pos[sl]
         x = _windows(seq, loc, ind_pos[lib], _input_start(self.info, L, shift), L)   # (B, L, 4)
         y = _windows(sig, loc, lib, _output_start(self.info, L, O, shift), O)         # (B, O, 2)
-        profile = np.ascontiguousarray(y.transpose(0, 2, 1)).reshape(len(y), 2 * O)
+        profile = np.ascontiguousarray(y.transpose(0, 2, 1), dtype=np.float32).reshape(
+            len(y), 2 * O)                                                # uint16 -> float32
         if rc.any():
             rows = x.view(np.uint32).reshape(len(x), L)
             rows[rc] = rows[rc, ::-1].byteswap()
@@ -398,7 +400,7 @@ def _buffer(buffers: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
         return np.empty(shape, dtype)
     size = int(np.prod(shape))
     have = buffers.get(key)
-    if have is None or have.size < size:
+    if have is None or have.size < size or have.dtype != dtype:
         have = buffers[key] = np.empty(size, dtype)
     return have[:size].reshape(shape)
 

@@ -6,6 +6,7 @@ read as counts. Missing data (NaN) is 0 counts.
 from __future__ import annotations
 
 import os
+import struct
 from itertools import chain
 from typing import Mapping
 
@@ -92,3 +93,32 @@ def windows(bw, chrom: str, starts: np.ndarray, width: int, max_block: int = 1 <
 def total_counts(bw) -> float:
     """Sum of |counts| over the whole bigWig (header sumData: value × bases covered)."""
     return float(abs(bw.header()["sumData"]))
+
+
+_BIGWIG_MAGIC = 0x888FFC26
+
+
+def integer_counts(path: str, limit: int) -> bool:
+    """True when the bigWig's header summary shows whole-number values with |value| <= limit.
+
+    Read from the file's own totalSummary (min, max, sum, sum of squares as doubles; bbi format,
+    Kent et al. 2010) because pyBigWig's `header()` truncates them to integers. A fractional
+    track (CPM, fold change) makes the sums fractional; the build still checks every value it
+    writes as uint16. Remote files (URLs) answer False: the store keeps float32.
+    """
+    if "://" in path:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            magic, version = struct.unpack_from("<IH", head)
+            offset = struct.unpack_from("<Q", head, 44)[0]
+            if magic != _BIGWIG_MAGIC or version < 2 or offset == 0:
+                return False
+            f.seek(offset)
+            _, lo, hi, total, squares = struct.unpack("<Qdddd", f.read(40))
+    except (OSError, struct.error):
+        return False
+    # min/max bound the values; only the sums speak to whole numbers (libBigWig leaves max at
+    # DBL_MIN, 2.2e-308, for an all-negative minus-strand track)
+    return max(abs(lo), abs(hi)) <= limit and total.is_integer() and squares.is_integer()

@@ -15,7 +15,7 @@ def synthetic_store(url: str, *, n_loci: int = 300, n_individuals: int = 6,
                     output_length: int = 50, shard_loci: int = 32, seed: int = 0,
                     reference_only: bool = False, variant_rate: float = 1e-3,
                     storage_options: dict | None = None, distinct_shards: int | None = None,
-                    complete: bool = True) -> str:
+                    complete: bool = True, signal_dtype: str = "float32") -> str:
     """Write a complete store; the first `replicates` individuals get a second library.
 
     `distinct_shards` (bench only) generates that many shards of random data and reuses them
@@ -24,7 +24,7 @@ def synthetic_store(url: str, *, n_loci: int = 300, n_individuals: int = 6,
     rng = np.random.default_rng(seed)
     info = schema.StoreInfo(input_length=input_length, max_jitter=max_jitter,
                             output_length=output_length, shard_loci=shard_loci,
-                            reference_only=reference_only)
+                            reference_only=reference_only, signal_dtype=signal_dtype)
     if reference_only:
         n_individuals, replicates = 1, 0
     individuals = [f"ind{i:03d}" for i in range(n_individuals)]

@@ -144,6 +144,52 @@ def test_reference_only_store_is_twice_the_one_hot(tmp_path):
     assert schema.store_info(root).reference_only
 
 
+def test_whole_counts_are_stored_as_uint16_and_read_like_float32(cohort, built, tmp_path):
+    from clipstore.reader import StoreDataset
+
+    url, _ = built
+    f32 = str(tmp_path / "f32.zarr")
+    build(str(cohort["config"]), f32, signal_dtype="float32")
+    a, b = (zarr.open_group(u, mode="r")["signal"] for u in (url, f32))
+    assert a.dtype == np.uint16 and b.dtype == np.float32     # the cohort's bigWigs hold counts
+    np.testing.assert_array_equal(a[:], b[:])
+    pairs = zip(*(StoreDataset.open(u).with_rpm(True).with_rc(True).with_jitter(5)
+                  .batches(64, seed=1) for u in (url, f32)))
+    for p, q in pairs:
+        assert p.profile.dtype == np.float32
+        np.testing.assert_array_equal(p.profile, q.profile)
+
+
+def test_a_fraction_in_a_bigwig_keeps_float32_or_fails_a_uint16_build_by_name(cohort, tmp_path):
+    import pyBigWig
+
+    from clipstore.errors import IncompleteStoreError
+
+    d = Path(cohort["dir"])
+    rows = [r.split("\t") for r in (d / "libraries.tsv").read_text().splitlines()[1:]]
+    frac = tmp_path / "frac.pl.bw"                  # library 0's plus strand x 1.5
+    bw_in, bw_out = pyBigWig.open(str(d / rows[0][2])), pyBigWig.open(str(frac), "w")
+    bw_out.addHeader(list(bw_in.chroms().items()))
+    for c in bw_in.chroms():
+        iv = bw_in.intervals(c) or []
+        bw_out.addEntries([c] * len(iv), [s for s, _, _ in iv], ends=[e for _, e, _ in iv],
+                          values=[v * 1.5 for _, _, v in iv])
+    bw_out.close()
+    table = tmp_path / "libraries.tsv"
+    table.write_text("library\tindividual\tplus\tminus\n" + "".join(
+        f"{lib}\t{ind}\t{frac if k == 0 else d / pl}\t{d / mn}\n"
+        for k, (lib, ind, pl, mn) in enumerate(rows)))
+    out = str(tmp_path / "auto.zarr")
+    build(str(cohort["config"]), out, libraries=str(table))
+    assert zarr.open_group(out, mode="r")["signal"].dtype == np.float32
+    u16 = str(tmp_path / "u16.zarr")
+    with pytest.raises(InputError, match="whole count") as e:
+        build(str(cohort["config"]), u16, libraries=str(table), signal_dtype="uint16")
+    assert str(frac) in str(e.value) and "signal_dtype: float32" in str(e.value)
+    with pytest.raises((IncompleteStoreError, InputError)):
+        schema.open_store(u16)                      # nothing that looks complete is left
+
+
 def test_same_config_resumes_different_config_is_refused(cohort, built, tmp_path):
     url, _ = built
     again = build(str(cohort["config"]), url)            # complete already: nothing rebuilt

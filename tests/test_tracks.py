@@ -4,7 +4,8 @@ import pyBigWig
 import pytest
 
 from clipstore.errors import InputError
-from clipstore.tracks import chrom_names, open_bigwig, total_counts, window_values
+from clipstore.tracks import (chrom_names, integer_counts, open_bigwig, total_counts,
+                             window_values)
 
 
 @pytest.fixture
@@ -65,3 +66,16 @@ def test_block_reads_equal_per_window_values(bw_path):
     got = windows(bw, "chr1", starts, 30, max_block=100)
     for k, s in enumerate(starts):
         np.testing.assert_array_equal(got[k], window_values(bw, "chr1", s, s + 30))
+
+
+def test_integer_counts_reads_the_exact_header_summary(bw_path, tmp_path):
+    """pyBigWig's header() truncates min/max/sums to integers; integer_counts must not."""
+    assert not integer_counts(bw_path, 65_535)                     # holds -0.5
+    p = str(tmp_path / "counts.bw")
+    bw = pyBigWig.open(p, "w")
+    bw.addHeader([("chr1", 1000)])
+    bw.addEntries("chr1", [10, 11, 500], values=[-3.0, -1.0, 7.0], span=1)
+    bw.close()
+    assert integer_counts(p, 65_535)
+    assert not integer_counts(p, 5)                                # 7 > limit
+    assert not integer_counts("s3://bucket/counts.bw", 65_535)     # remote: keep float32
