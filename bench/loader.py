@@ -1,7 +1,7 @@
 """Loader benchmark: clipstore tf.data vs an in-RAM ceiling, GenVarLoader, naive per-example reads,
 and the same reader over a loopback S3 (moto) server. One command:
 
-    .venv/bin/python bench/loader.py [--loci 20480] [--batches 1200]
+    .venv/bin/python bench/loader.py [--loci 20480] [--batches 3000]
 
 Store: 67 libraries (58 individuals + 9 isogenic replicates) x >= 20,000 loci, 1500 bp stored
 window (1000 input + 2 x 250 jitter), 500 bp output, batch 256, jitter and RC on. It is built by
@@ -45,7 +45,7 @@ N_IND, N_REP, L_IN, JIT, L_OUT, BATCH = 58, 9, 1000, 250, 500, 256
 # VCF records per locus window (1500 bp): ~1 per 100 bp, as in the real 1000 Genomes chr22 file
 # (1 per 74 bp among 191 people); the build bench's 5 would make the naive path's VCF reads easy
 VARIANTS_PER_LOCUS = 15
-ROUNDS = 2    # best of this many timed runs for clipstore and every baseline
+ROUNDS = 3    # best of this many timed runs for clipstore and every baseline
 NOTES: dict = {}   # descriptive figures filled in by the baselines
 W = L_IN + 2 * JIT
 
@@ -344,7 +344,7 @@ def time_s3(store: str, n_batches: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loci", type=int, default=20_480)
-    ap.add_argument("--batches", type=int, default=1200)
+    ap.add_argument("--batches", type=int, default=3000)
     ap.add_argument("--s3-loci", type=int, default=1024)
     ap.add_argument("--file-loci", type=int, default=2000)
     ap.add_argument("--reuse", action="store_true", help="reuse bench/work stores if present")

@@ -193,7 +193,7 @@ def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     contigs = contigs_of(fa)
     ref = np.zeros((n, W, 4), np.uint8)
     seq = np.zeros((len(p.individuals), n, W, 4), np.uint8)
-    sig = np.zeros((len(cfg.libraries), n, SW, 2), np.float32)
+    sig = np.zeros((len(cfg.libraries), n, SW, 2), p.signal_dtype)
     counts = dict.fromkeys(SKIP_KEYS, 0)
     vcf = None
     if cfg.variants:
@@ -220,29 +220,29 @@ def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             names = p.bw_chroms[li][strand]
             for c in dict.fromkeys(chrom[sl].tolist()):      # loci are sorted by contig
                 ks = np.flatnonzero(chrom[sl] == c)
-                sig[li, ks, :, strand] = windows(bw, names[c], start[sl][ks] + s_off, SW)
+                w = windows(bw, names[c], start[sl][ks] + s_off, SW)
+                sig[li, ks, :, strand] = _exact(w, sig.dtype, path, lib.id, c,
+                                                start[sl][ks] + s_off)
             bw.close()
-    if p.signal_dtype == "uint16":
-        sig = _as_uint16(sig, p, sl)
     return seq, ref, sig, counts
 
 
-def _as_uint16(sig: np.ndarray, p: Plan, sl: slice) -> np.ndarray:
-    """The shard's counts as uint16, or an InputError naming the first value that is not a
-    whole number in 0..65535 (the store would not hold it exactly)."""
-    bad = (sig != np.round(sig)) | (sig > schema.UINT16_MAX)
-    if bad.any():
-        li, k, pos, strand = (int(v[0]) for v in np.nonzero(bad))
-        lib = p.config.libraries[li]
-        start = int(p.loci["start"][sl.start + k]) + geometry(p.config).signal_offset + pos
-        raise InputError(
-            f"value {float(sig[li, k, pos, strand])} at {p.loci['chrom'][sl.start + k]}:"
-            f"{start + 1} is not a whole count in 0..{schema.UINT16_MAX}, so signal cannot be "
-            "stored as uint16", file=lib.minus if strand else lib.plus,
-            record=f"library {lib.id}",
-            hint="set signal_dtype: float32 in the build config (or --signal-dtype float32) "
-                 "and rebuild with --overwrite")
-    return sig.astype(np.uint16)
+def _exact(w: np.ndarray, dtype: np.dtype, path: str, library: str, chrom: str,
+           starts: np.ndarray) -> np.ndarray:
+    """Windows `w` (float32, one row per start) in the store's signal dtype, or an InputError
+    naming the first value uint16 would not hold exactly (checked while `w` is in cache)."""
+    if dtype == np.float32:
+        return w
+    out = w.astype(dtype)                 # truncates fractions, wraps overflow: caught here
+    if np.array_equal(out, w):
+        return out
+    k, pos = (int(v[0]) for v in np.nonzero(out != w))
+    raise InputError(
+        f"value {float(w[k, pos])} at {chrom}:{int(starts[k]) + pos + 1} is not a whole count "
+        f"in 0..{schema.UINT16_MAX}, so signal cannot be stored as uint16", file=path,
+        record=f"library {library}",
+        hint="set signal_dtype: float32 in the build config (or --signal-dtype float32) "
+             "and rebuild with --overwrite")
 
 
 def checksums(seq: np.ndarray, ref: np.ndarray, sig: np.ndarray) -> list[int]:
