@@ -49,8 +49,8 @@ DIMS: dict[str, tuple[str, ...]] = {
     REFERENCE: ("locus", "position", "base"),
     SIGNAL: ("library", "locus", "signal_position", "strand"),
 }
-DTYPES = {SEQUENCE: np.uint8, REFERENCE: np.uint8, SIGNAL: np.float32}   # signal: default
-SIGNAL_DTYPES = ("uint16", "float32")
+DTYPES = {SEQUENCE: np.uint8, REFERENCE: np.uint8}
+SIGNAL_DTYPES = ("uint16", "float32")          # per store: StoreInfo.signal_dtype
 UINT16_MAX = 65_535
 
 # coordinate variables: name -> (dim, dtype). Strings are fixed-width unicode (no object dtype).
