@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.common import WORK, peak_rss_mb, report, simulated_cohort  # noqa: E402
-from clipstore import bloscdec, encoding  # noqa: E402
+from clipstore import bloscdec, encoding, schema  # noqa: E402
 from clipstore.reader import DEFAULT_POOL_LOCI, StoreDataset, _windows  # noqa: E402
 from tests._synthetic import synthetic_store  # noqa: E402
 
@@ -77,11 +77,13 @@ def build_store(work: Path, n_loci: int, reuse: bool = False) -> tuple[str, Path
 
 
 def _complete(path: Path, n_loci: int | None) -> bool:
+    """A finished store of this shape, written by this schema version (else rebuilt)."""
     try:
         ds = StoreDataset.open(str(path))
     except Exception:
         return False
-    return len(ds.libraries) == N_IND + N_REP and n_loci in (None, len(ds.loci))
+    return (ds.info.schema_version == schema.SCHEMA_VERSION
+            and len(ds.libraries) == N_IND + N_REP and n_loci in (None, len(ds.loci)))
 
 
 def time_tf(ds: StoreDataset, n_batches: int, warmup: int | None = None,
