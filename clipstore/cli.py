@@ -68,6 +68,8 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     level = logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # numexpr (a blosc2 dependency, imported by pandas) announces its thread count at INFO
+    logging.getLogger("numexpr").setLevel(logging.WARNING)
     if verbose:   # our packages only: botocore/gcsfs debug logs carry signed auth headers
         for name in OWN_LOGGERS:
             logging.getLogger(name).setLevel(logging.DEBUG)

@@ -32,7 +32,15 @@ def quick_demo(tmp_path_factory) -> Path:
     res = run_cli("demo", "--quick", "--out", str(out))
     assert res.returncode == 0, res.stderr[-3000:]
     (out / "stdout.txt").write_text(res.stdout)
+    (out / "stderr.txt").write_text(res.stderr)
     return out
+
+
+def test_quick_demo_prints_no_library_chatter(quick_demo):
+    """Only clipstore's own lines: e.g. numexpr's INFO thread-count notice (pandas imports it
+    once blosc2 is installed) stays out."""
+    err = (quick_demo / "stderr.txt").read_text()
+    assert "NumExpr" not in err and "oneDNN" not in err, err[-2000:]
 
 
 def test_quick_demo_writes_report_figures_and_numbers(quick_demo):
