@@ -156,7 +156,7 @@ def plan(config: BuildConfig) -> Plan:
         vcf_chroms = {c: v for c, v in vcf_chroms.items() if v in indexed}
     else:
         individuals = ["reference"]
-    bw_chroms, totals, integral = [], [], True
+    bw_chroms, totals = [], []
     for lib in config.libraries:
         maps, tot = [], 0.0
         for path in (lib.plus, lib.minus):
@@ -164,16 +164,22 @@ def plan(config: BuildConfig) -> Plan:
             maps.append(chrom_names(bw, path, used, config.contig_aliases))
             tot += total_counts(bw)
             bw.close()
-            integral = integral and (config.signal_dtype != "auto"
-                                     or integer_counts(path, schema.UINT16_MAX))
         bw_chroms.append((maps[0], maps[1]))
         totals.append(tot)
     lib_ind = np.array([individuals.index(lib.individual) if config.variants else 0
                         for lib in config.libraries], dtype=np.int32)
-    dtype = config.signal_dtype if config.signal_dtype != "auto" else (
-        "uint16" if integral else "float32")
     return Plan(config, loci, individuals, lib_ind, vcf_chroms, bw_chroms,
-                np.array(totals, dtype=np.float64), counts, dtype)
+                np.array(totals, dtype=np.float64), counts, _signal_dtype(config))
+
+
+def _signal_dtype(config: BuildConfig) -> str:
+    """The store's signal dtype: as configured, or for "auto" uint16 when every bigWig's
+    header summary shows whole counts that fit (each value is checked again as it is written)."""
+    if config.signal_dtype != "auto":
+        return config.signal_dtype
+    paths = [path for lib in config.libraries for path in (lib.plus, lib.minus)]
+    return ("uint16" if all(integer_counts(path, schema.UINT16_MAX) for path in paths)
+            else "float32")
 
 
 def geometry(config: BuildConfig) -> schema.StoreInfo:
