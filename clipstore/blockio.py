@@ -20,6 +20,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from . import bloscdec
+from .errors import InputError
 
 _MISSING = np.uint64(2**64 - 1)
 
@@ -92,10 +93,15 @@ def read_loci(arr: zarr.Array, loci: np.ndarray, out: np.ndarray, *, take: np.nd
                 out[p] = 0
                 continue
             src = memoryview(blob)[int(off):int(off + nb)]
-            if take is None:
-                decode(src, out[p])
-            else:
-                decode(src, tmp)
+            try:
+                decode(src, out[p] if take is None else tmp)
+            except (ValueError, RuntimeError) as e:
+                raise InputError(
+                    f"cannot decode the {arr.basename} chunk of locus {int(loci[p])} ({e})",
+                    file=f"{arr.store_path.store}/{_shard_key(arr, int(shards[p]))}",
+                    hint="the store is damaged: rebuild it (`clipstore build CONFIG.yaml "
+                         "--output STORE --overwrite`)") from e
+            if take is not None:
                 out[p] = tmp[take]
 
     n_workers = pool._max_workers

@@ -280,3 +280,19 @@ def test_abandoned_iterator_does_not_hang_interpreter_exit(small):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=300, cwd=root)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_a_damaged_chunk_is_named_not_decoded_into_garbage(tmp_path):
+    """Zeroing one locus chunk's Blosc header inside a shard: the read fails with the shard's
+    path, the array and the locus."""
+    url = synthetic_store(str(tmp_path / "s.zarr"), n_loci=64, shard_loci=32, seed=3)
+    shard = tmp_path / "s.zarr" / "signal" / "c" / "0" / "1" / "0" / "0"   # loci 32-63
+    blob = bytearray(shard.read_bytes())
+    index = np.frombuffer(bytes(blob), "<u8", count=64, offset=len(blob) - 16 * 32 - 4)
+    off = int(index.reshape(32, 2)[5, 0])                                   # locus 37
+    blob[off:off + 16] = bytes(16)
+    shard.write_bytes(bytes(blob))
+    ds = StoreDataset.open(url).with_loci([37])
+    with pytest.raises(InputError, match="signal chunk of locus 37") as e:
+        list(ds.batches(8))
+    assert "signal/c/0/1/0/0" in str(e.value) and "rebuild" in str(e.value)
