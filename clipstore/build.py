@@ -21,6 +21,7 @@ How the pieces fit:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -35,14 +36,14 @@ import zarr
 
 from . import schema
 from .config import BuildConfig, load_config
-from .contigs import reverse_map
 from .encoding import one_hot
 from .errors import InputError
 from .fasta import contigs_of, fetch, open_fasta
+from .fingerprint import KEY as INPUTS_KEY, changes, fingerprints
 from .folds import load_fold_map
 from .peaks import call_loci
 from .tracks import chrom_names, integer_counts, open_bigwig, total_counts, windows
-from .variants import SKIP_KEYS, apply_snps, contigs_with_records, open_vcf
+from .variants import SKIP_KEYS, apply_snps, open_vcf, vcf_contig_map
 
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "clipstore_build"          # root attribute: shards done + their checksums
@@ -71,6 +72,7 @@ class Plan:
     totals: np.ndarray
     counts: dict[str, int]                # locus-level skipped counts from the peaks
     signal_dtype: str = "float32"         # resolved from config.signal_dtype ("auto")
+    inputs: dict[str, dict] = field(default_factory=dict)  # fingerprint of each input file
 
     @property
     def n_loci(self) -> int:
@@ -132,7 +134,7 @@ def plan(config: BuildConfig) -> Plan:
     contigs = contigs_of(fa)
     fa.close()
     fold_map = load_fold_map(config.folds)
-    loci, counts = call_loci(config.peaks, contigs, config.window, config.divergent_distance,
+    loci, counts = call_loci(config.peaks, contigs, geometry(config).window, config.divergent_distance,
                              fold_map, config.contig_aliases)
     used = sorted(set(loci["chrom"].tolist()))
     individuals: list[str] = []
@@ -140,20 +142,10 @@ def plan(config: BuildConfig) -> Plan:
         if lib.individual not in individuals:
             individuals.append(lib.individual)
     vcf_chroms: dict[str, str] = {}
+    known: dict[str, dict] = {}
     if config.variants:
-        vcf = open_vcf(config.variants, individuals)
-        vcf_chroms = reverse_map(vcf.seqnames, used, config.contig_aliases)
-        vcf.close()
-        absent = [c for c in used if c not in vcf_chroms]
-        if absent:
-            log.warning("VCF %s has no contig for %s: those loci get the reference sequence",
-                        config.variants, absent)
-        indexed = contigs_with_records(config.variants)
-        empty = sorted(c for c, v in vcf_chroms.items() if v not in indexed)
-        if empty:
-            log.info("VCF %s has no records on %s: those loci get the reference sequence",
-                     config.variants, empty)
-        vcf_chroms = {c: v for c, v in vcf_chroms.items() if v in indexed}
+        vcf_chroms, known["variants"] = vcf_contig_map(config.variants, individuals, used, list(contigs),
+                                    config.contig_aliases)
     else:
         individuals = ["reference"]
     bw_chroms, totals = [], []
@@ -169,7 +161,8 @@ def plan(config: BuildConfig) -> Plan:
     lib_ind = np.array([individuals.index(lib.individual) if config.variants else 0
                         for lib in config.libraries], dtype=np.int32)
     return Plan(config, loci, individuals, lib_ind, vcf_chroms, bw_chroms,
-                np.array(totals, dtype=np.float64), counts, _signal_dtype(config))
+                np.array(totals, dtype=np.float64), counts, _signal_dtype(config),
+                fingerprints(config, known))   # last: every file has opened
 
 
 def _signal_dtype(config: BuildConfig) -> str:
@@ -333,17 +326,25 @@ def _open_or_create(url: str, p: Plan, cfg_dict: dict, overwrite: bool,
                              file=url, hint="choose another --output, or pass --overwrite to "
                                             "replace it (same config resumes)")
         else:
+            recorded = root.attrs.get(INPUTS_KEY)
+            if recorded is None and not (root.attrs.get(PROGRESS_KEY) or {}).get("done"):
+                recorded = root.attrs[INPUTS_KEY] = p.inputs   # killed right after creating
+            changed = changes(recorded or {}, p.inputs)
+            if changed:
+                raise InputError(
+                    "input file(s) changed since this store was built, so resuming would mix "
+                    "old and new data: " + "; ".join(changed), file=url,
+                    hint="pass --overwrite to rebuild from the current inputs, or restore them")
             return root
     cfg = p.config
-    info = schema.StoreInfo(input_length=cfg.input_length, max_jitter=cfg.max_jitter,
-                            output_length=cfg.output_length, shard_loci=cfg.shard_loci,
-                            reference_only=not cfg.variants, skipped=dict(p.counts),
-                            build_config=cfg_dict, clipstore_version=_version(),
-                            signal_dtype=p.signal_dtype)
+    info = dataclasses.replace(geometry(cfg), reference_only=not cfg.variants,
+                               skipped=dict(p.counts), build_config=cfg_dict,
+                               clipstore_version=_version(), signal_dtype=p.signal_dtype)
     libs = [lib.id for lib in cfg.libraries]
     root = schema.create_store(url, n_loci=p.n_loci, individuals=p.individuals, libraries=libs,
                                library_individual=p.library_individual, info=info,
                                storage_options=storage_options, overwrite=exists)
+    root.attrs[INPUTS_KEY] = p.inputs
     return root
 
 

@@ -53,10 +53,6 @@ class BuildConfig:
     shard_loci: int = DEFAULT_SHARD_LOCI
     signal_dtype: str = "auto"
 
-    @property
-    def window(self) -> int:
-        return self.input_length + 2 * self.max_jitter
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form recorded in the store (paths only: no credentials ever live here)."""
         d = dataclasses.asdict(self)

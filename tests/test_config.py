@@ -1,5 +1,6 @@
 import pytest
 
+from clipstore.build import geometry
 from clipstore.config import load_config
 from clipstore.errors import InputError
 
@@ -19,8 +20,8 @@ def test_relative_paths_resolve_against_config(tmp_path):
     cfg = load_config(p)
     assert cfg.reference == str(tmp_path / "ref.fa")
     assert cfg.libraries[0].plus == str(tmp_path / "bw" / "L1.pl.bw")
-    assert cfg.contig_aliases == {"22": "chr22"} and cfg.window == 1500
-    assert load_config(p, max_jitter=100).window == 1200
+    assert cfg.contig_aliases == {"22": "chr22"} and geometry(cfg).window == 1500
+    assert geometry(load_config(p, max_jitter=100)).window == 1200
 
 
 def test_unsafe_yaml_is_refused(tmp_path):
