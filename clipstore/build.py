@@ -21,6 +21,7 @@ How the pieces fit:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -34,10 +35,10 @@ from typing import Any
 import numpy as np
 import zarr
 
-from . import schema
+from . import build_cluster, schema
 from .config import BuildConfig, load_config
 from .encoding import one_hot
-from .errors import InputError
+from .errors import InputError, OutputError
 from .fasta import contigs_of, fetch, open_fasta
 from .fingerprint import KEY as INPUTS_KEY, changes, fingerprints
 from .folds import load_fold_map
@@ -56,9 +57,6 @@ WRITE_BATCH_CHUNKS = 16  # inner chunks zarr encodes per batch (its default 1 aw
                          # turn): 17 % less CPU per shard write (as much as a whole shard per
                          # batch); peak RSS of the bench's 1-worker build 244 -> 304 MB, still
                          # under `fit_shard_loci`'s per-locus model (378 MB there)
-SPAWN_HINT = ("Python starts each worker process by re-running the main script: in a script, "
-              "call build(workers=N) under `if __name__ == \"__main__\":`, or use workers=1")
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -206,8 +204,15 @@ def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         ref[k] = one_hot(bases)
         if vcf is not None and c in p.vcf_chroms:
             count_from = int(p.loci["end"][j - 1]) if j > 0 and chrom[j - 1] == c else -1
-            seq[:, k] = apply_snps(vcf, cfg.variants, p.vcf_chroms[c], s, bases, ref[k],
-                                   sample_idx, count_from, counts)
+            try:
+                seq[:, k] = apply_snps(vcf, cfg.variants, p.vcf_chroms[c], s, bases, ref[k],
+                                       sample_idx, count_from, counts)
+            except InputError:
+                raise
+            except Exception as e:      # cyvcf2 raises bare Exceptions on bad records
+                raise InputError(f"cannot read records in {p.vcf_chroms[c]}:{s + 1}-{s + W} "
+                                 f"({e})", file=cfg.variants, record=f"locus {j}",
+                                 hint="check the VCF with `bcftools view`") from None
         else:
             seq[:, k] = ref[k][None] * 2
     fa.close()
@@ -219,7 +224,15 @@ def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             names = p.bw_chroms[li][strand]
             for c in dict.fromkeys(chrom[sl].tolist()):      # loci are sorted by contig
                 ks = np.flatnonzero(chrom[sl] == c)
-                w = windows(bw, names[c], start[sl][ks] + s_off, SW)
+                try:
+                    w = windows(bw, names[c], start[sl][ks] + s_off, SW)
+                except RuntimeError as e:   # libBigWig: a block that does not inflate
+                    lo = int(start[sl][ks][0]) + s_off
+                    raise InputError(f"cannot read values of {names[c]}:{lo + 1}-"
+                                     f"{int(start[sl][ks][-1]) + s_off + SW} ({e}): the file is "
+                                     "damaged or truncated", file=path,
+                                     record=f"library {lib.id}",
+                                     hint="copy or download the bigWig again") from None
                 sig[li, ks, :, strand] = _exact(w, sig.dtype, path, lib.id, c,
                                                 start[sl][ks] + s_off)
             bw.close()
@@ -249,13 +262,26 @@ def checksums(seq: np.ndarray, ref: np.ndarray, sig: np.ndarray) -> list[int]:
     return [zlib.crc32(np.ascontiguousarray(a).data) for a in (seq, ref, sig)]  # no copy
 
 
+@contextlib.contextmanager
+def writing(url: str):
+    """An OSError while writing the store is the output's fault (full or read-only disk, no
+    permission): an OutputError naming the store. What was recorded as done stays done, so
+    rerunning the same command resumes once there is room."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"cannot write the store ({e.strerror or e})", file=url,
+                          hint="free space or fix permissions there (or choose another "
+                               "--output), then rerun the same command to resume") from None
+
+
 def build_shard(p: Plan, i: int, url: str, storage_options: dict | None
                 ) -> tuple[int, dict[str, int], list[int]]:
     """Compute shard i and write it whole into the three arrays (the task dask runs)."""
     seq, ref, sig, counts = compute_shard(p, i)
     root = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
     sl = schema.shard_slice(i, p.n_loci, p.config.shard_loci)
-    with zarr.config.set({"codec_pipeline.batch_size": WRITE_BATCH_CHUNKS}):
+    with writing(url), zarr.config.set({"codec_pipeline.batch_size": WRITE_BATCH_CHUNKS}):
         root[schema.SEQUENCE][:, sl] = seq
         root[schema.REFERENCE][sl] = ref
         root[schema.SIGNAL][:, sl] = sig
@@ -355,107 +381,6 @@ def _write_coords(root: zarr.Group, p: Plan) -> None:
     root["total_counts"][:] = p.totals
 
 
-def _one_encode_thread_plugin():
-    """Worker plugin: zarr encodes with one thread in each worker (its default is a pool per
-    process), so `--workers N` uses about N cores. Set before the worker's first zarr call,
-    which is when zarr creates its pool; re-applied to any worker the nanny restarts. (Defined
-    here so that in-process builds never import distributed.)"""
-    from distributed import WorkerPlugin
-
-    class OneEncodeThread(WorkerPlugin):
-        def setup(self, worker) -> None:
-            zarr.config.set({"threading.max_workers": 1})
-
-    return OneEncodeThread()
-
-
-def _start_method() -> str:
-    """'forkserver' where the platform has it, with a fork server that has imported distributed
-    AND this module (zarr, numcodecs, cyvcf2, pyBigWig, ...): a spawned worker imports all of it
-    itself, ~0.6 CPU-s each, while the driver builds shards on the other core. Measured: workers
-    ready for their first shard 1.0 s after start instead of 2.7 s. The preload only takes
-    effect if this process has not started its fork server yet (else: slower, still correct)."""
-    import multiprocessing
-
-    import dask
-    from distributed.utils import get_mp_context
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return "spawn"
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        get_mp_context()  # dask sets its preload list on first use only: let it, then replace
-    # it by ours (dask's also preloads pandas: 0.16 CPU-s that a build's workers never use)
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", __name__])
-    return "forkserver"
-
-
-def _client(workers: int, scheduler: str | None, max_memory: int | None):
-    """Client of an existing cluster, or of a LocalCluster of single-threaded worker processes.
-
-    The LocalCluster's workers start WITHOUT dask's default MALLOC_TRIM_THRESHOLD_=65536: that
-    setting pins glibc's mmap threshold at 128 KiB, so every ~0.3-0.8 MB buffer zarr and blosc
-    allocate per locus chunk is a fresh mmap, page-faulted and unmapped; measured 2.2× the CPU
-    per shard (1.13 vs 0.50 CPU-s for 128 loci × 67 libraries), which made 2 workers no faster
-    than 1. The build's memory is bounded by shard size (`fit_shard_loci`), not by trimming.
-    Workers fork from a preloaded fork server and encode with one zarr thread each (the two
-    helpers above). Dask's statistical profiler is off (it walks the task thread's stack every
-    10 ms) and its periodic housekeeping is slowed to what ~0.5 s tasks need: at the defaults
-    an idle 2-worker cluster used 7 % of a core (driver 3.5 %, each worker 1.7 %), now 1.3 %."""
-    import dask
-    from distributed import Client, LocalCluster
-    if scheduler:
-        return Client(scheduler)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.multiprocessing-method": _start_method(),
-                          # the statistical profiler samples the task thread 100×/s
-                          "distributed.worker.profile.enabled": False,
-                          "distributed.admin.tick.interval": "1s",          # was 20 ms
-                          "distributed.admin.system-monitor.interval": "5s",  # was 500 ms
-                          "distributed.scheduler.work-stealing": False}):   # equal-size tasks
-        try:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   memory_limit=max_memory or "auto", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
-        except RuntimeError as e:     # dask: "Nanny failed to start."
-            raise InputError(f"dask could not start {workers} local worker processes ({e})",
-                             hint=SPAWN_HINT) from e
-    client = Client(cluster)
-    client.register_plugin(_one_encode_thread_plugin(), name="clipstore-one-encode-thread")
-    return client
-
-
-def _check_not_spawning() -> None:
-    """Refuse a LocalCluster build while this process is itself a worker re-running the main
-    script (a script that calls build(workers>=2) without the `__main__` guard): otherwise every
-    worker would read all inputs and try to start a cluster of its own. `_inheriting` is the
-    flag multiprocessing's own "bootstrapping phase" check reads."""
-    import multiprocessing
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
-        raise InputError("build(workers>=2) was called while a dask worker process started",
-                         hint=SPAWN_HINT)
-
-
-def _run_on_cluster(client, p: Plan, queue: list[int], output: str,
-                    storage_options: dict | None, record) -> None:
-    """One task per shard; the driver records each as it completes (only it writes progress)."""
-    from distributed import as_completed
-    pf = client.scatter(p, broadcast=True)
-    futs = [client.submit(build_shard, pf, i, output, storage_options,
-                          key=f"clipstore-shard-{i}-{time.time_ns()}", pure=False)
-            for i in queue]
-    for fut in as_completed(futs):
-        record(*fut.result())
-
-
-def _close(starting, own_cluster: bool) -> None:
-    """Close the client (and the LocalCluster we started), if it came up at all."""
-    if starting.exception() is not None:
-        return
-    client = starting.result()
-    client.close()
-    if own_cluster and client.cluster is not None:
-        client.cluster.close()
-
-
 def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int = 1,
           scheduler: str | None = None, max_memory: int | str | None = None,
           overwrite: bool = False, quiet: bool = True, storage_options: dict | None = None,
@@ -463,7 +388,7 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
     """Build (or resume) the store at `output` (local path or fsspec URL); see module doc."""
     t0 = time.perf_counter()
     if workers > 1 and not scheduler:
-        _check_not_spawning()
+        build_cluster.check_not_spawning()
     if isinstance(config, (str, os.PathLike)):
         config = load_config(config, **overrides)
     elif overrides:
@@ -483,12 +408,13 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
         log.info("shard_loci %d → %d to fit --max-memory", config.shard_loci, shard_loci)
         p = Plan(**{**p.__dict__, "config": config.replace(shard_loci=shard_loci)})
     cfg_dict = _jsonable(p.config.to_dict())
-    root = _open_or_create(output, p, cfg_dict, overwrite, storage_options)
-    progress = dict(root.attrs.get(PROGRESS_KEY) or {})
-    if not progress.get("coords"):
-        _write_coords(root, p)
-        progress = {"coords": True, "done": {}}
-        root.attrs[PROGRESS_KEY] = progress
+    with writing(output):
+        root = _open_or_create(output, p, cfg_dict, overwrite, storage_options)
+        progress = dict(root.attrs.get(PROGRESS_KEY) or {})
+        if not progress.get("coords"):
+            _write_coords(root, p)
+            progress = {"coords": True, "done": {}}
+            root.attrs[PROGRESS_KEY] = progress
     done: dict[str, Any] = dict(progress.get("done", {}))
     total = schema.n_shards(p.n_loci, shard_loci)
     pending = [i for i in range(total) if str(i) not in done]
@@ -502,7 +428,8 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
     def record(i: int, counts: dict[str, int], crc: list[int]) -> None:
         nonlocal n_new
         done[str(i)] = {"crc32": crc, "counts": counts}
-        root.attrs[PROGRESS_KEY] = {"coords": True, "done": done}
+        with writing(output):
+            root.attrs[PROGRESS_KEY] = {"coords": True, "done": done}
         n_new += 1
         bar.update(1)
         if kill_after and n_new >= kill_after:
@@ -516,24 +443,25 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
             from concurrent.futures import ThreadPoolExecutor
             queue = list(pending)
             with ThreadPoolExecutor(1) as ex:
-                starting = ex.submit(_client, workers, scheduler, max_memory)
+                starting = ex.submit(build_cluster.client, workers, scheduler, max_memory)
                 try:
                     # LocalCluster workers take ~1-2 s to spawn and import; the driver builds
                     # shards meanwhile instead of idling (at most one shard late to hand over).
                     while not scheduler and queue and not starting.done():
                         record(*build_shard(p, queue.pop(0), output, storage_options))
                     if queue:
-                        _run_on_cluster(starting.result(), p, queue, output, storage_options,
-                                        record)
+                        build_cluster.run_on_cluster(starting.result(), build_shard, p, queue,
+                                                     output, storage_options, record)
                 finally:
-                    _close(starting, own_cluster=not scheduler)
+                    build_cluster.close(starting, own_cluster=not scheduler)
     finally:
         bar.close()
     skipped = dict(p.counts)
     for k in SKIP_KEYS:
         skipped[k] = sum(int(d["counts"].get(k, 0)) for d in done.values())
     if not schema.store_info(root).complete:
-        schema.mark_complete(root, skipped=skipped)
+        with writing(output):
+            schema.mark_complete(root, skipped=skipped)
     summary = BuildSummary(output, p.n_loci, len(p.individuals), len(config.libraries), total,
                            len(pending), resumed, shard_loci, skipped,
                            time.perf_counter() - t0)

@@ -29,6 +29,11 @@ from .fasta import Contig
 from .folds import UNASSIGNED, fold_of
 
 
+# first field of a header row that peak formats write (UCSC/bedtools `chrom`, PINTS and
+# R/GenomicRanges `chromosome`/`seqnames`); any other non-numeric line is an error, not a header
+HEADER_FIRST_FIELDS = frozenset({"chrom", "#chrom", "chr", "chromosome", "seqnames", "seqname"})
+
+
 @dataclass(frozen=True)
 class Peak:
     chrom: str
@@ -65,9 +70,8 @@ def read_peaks(path: str) -> list[Peak]:
             try:
                 start, end = int(f[1]), int(f[2])
             except ValueError:
-                if not peaks and f[0].lower().startswith("chr") and not f[1].lstrip("-").isdigit() \
-                        and i == 1:
-                    continue  # a header row
+                if not peaks and f[0].strip().lower() in HEADER_FIRST_FIELDS:
+                    continue  # a header row a format defines (chrom/start/end ...)
                 raise InputError(f"start/end must be integers, found {f[1]!r}, {f[2]!r}",
                                  file=path, record=f"line {i}",
                                  hint="peak files are BED: chrom, 0-based start, end")

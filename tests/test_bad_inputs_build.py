@@ -19,7 +19,7 @@ import zarr
 from clipstore import schema
 from clipstore.cli import main
 from tests._build_inputs import assert_same_store, write_bigwig, write_cohort
-from tests.test_build_errors import run
+from tests.test_build_errors import edit_config, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,3 +191,98 @@ def test_unchanged_inputs_copied_elsewhere_still_validate(inputs, tmp_path, caps
     shutil.copytree(inputs, moved)
     main(["validate", str(out), "--inputs", str(moved / "build.yaml"), "--n", "5"])
     assert "OK" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ 13.7 damage found mid-build
+def test_truncated_bgzipped_fasta_fails_naming_file_and_locus(inputs, tmp_path, capsys):
+    fa = inputs / "ref.fa.gz"
+    fa.write_bytes(fa.read_bytes()[:fa.stat().st_size // 2])     # .fai/.gzi still promise more
+    err = run(capsys, inputs / "build.yaml", tmp_path / "s.zarr")
+    assert "ref.fa.gz" in err and "cannot read bases chr" in err and "truncated" in err
+
+
+def test_truncated_plain_fasta_with_its_old_index_fails_by_name(inputs, tmp_path, capsys):
+    plain = inputs / "plain.fa"
+    shutil.copy(inputs / "oracle_ref.fa", plain)
+    pysam.faidx(str(plain))
+    plain.write_text(plain.read_text()[:plain.stat().st_size * 3 // 4])
+    err = run(capsys, edit_config(inputs, reference="plain.fa"), tmp_path / "s.zarr")
+    assert "plain.fa" in err and "chr2" in err and "truncated" in err
+
+
+def test_corrupt_bigwig_data_block_fails_naming_file_library_and_region(inputs, tmp_path,
+                                                                        capsys):
+    import struct
+    bw = inputs / "lib1.pl.bw"
+    data = bytearray(bw.read_bytes())
+    start, index = struct.unpack_from("<QQ", data, 16)         # data section, R-tree index
+    for k in range(start + 600, min(start + 1000, index)):
+        data[k] ^= 0x5A
+    bw.write_bytes(bytes(data))
+    err = run(capsys, inputs / "build.yaml", tmp_path / "s.zarr")
+    assert "lib1.pl.bw" in err and "library lib1" in err and "cannot read values of chr" in err
+
+
+def test_full_output_disk_exits_1_naming_the_store_and_resumes_after(inputs, tmp_path):
+    import resource
+    out = tmp_path / "s.zarr"
+
+    def small_files():                   # every file written is capped at 4 KiB: EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    r = subprocess.run([sys.executable, "-m", "clipstore", "-q", "build",
+                        str(inputs / "build.yaml"), "-o", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("error: ") and str(out) in r.stderr
+    assert "cannot write the store" in r.stderr and "rerun" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not schema.store_info(zarr.open_group(str(out), mode="r")).complete
+    main(["-q", "build", str(inputs / "build.yaml"), "-o", str(out)])     # room again: resumes
+    fresh = tmp_path / "fresh.zarr"
+    main(["-q", "build", str(inputs / "build.yaml"), "-o", str(fresh)])
+    assert_same_store(str(fresh), str(out))
+
+
+def test_read_only_output_exits_1_naming_the_store(inputs, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = False
+    if os.geteuid() == 0:     # root writes through mode bits: use a read-only tmpfs instead
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)],
+                                 capture_output=True).returncode == 0
+        if not mounted:
+            pytest.skip("running as root without permission to mount a read-only tmpfs")
+    else:
+        ro.chmod(0o555)
+    try:
+        r = cli("build", str(inputs / "build.yaml"), "-o", str(ro / "s.zarr"))
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(ro)], check=True)
+        else:
+            ro.chmod(0o755)
+    assert r.returncode == 1, r.stderr
+    assert str(ro / "s.zarr") in r.stderr and "cannot write the store" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("first", ["chr1\tfive\t600\tx\t0\t+\n", "chr1 500\n",
+                                   "chrX_header\tstart\tend\n"])
+def test_malformed_first_peak_line_is_an_error_not_a_header(inputs, tmp_path, capsys, first):
+    body = gzip.open(inputs / "peaks.bed.gz", "rt").read()
+    with gzip.open(inputs / "peaks.bed.gz", "wt") as fh:
+        fh.write(first + body)
+    err = run(capsys, inputs / "build.yaml", tmp_path / "s.zarr")
+    assert "peaks.bed.gz" in err and "line 1" in err
+
+
+@pytest.mark.parametrize("head", ["track name=x\n", "browser position chr1:1-100\n",
+                                  "# comment\n", "chrom\tstart\tend\tname\tscore\tstrand\n"])
+def test_real_header_forms_are_skipped(inputs, tmp_path, head):
+    body = gzip.open(inputs / "peaks.bed.gz", "rt").read()
+    with gzip.open(inputs / "peaks.bed.gz", "wt") as fh:
+        fh.write(head + body)
+    main(["-q", "build", str(inputs / "build.yaml"), "-o", str(tmp_path / "s.zarr")])
+    root = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    assert root["locus_id"].shape[0] == 6 * 2        # every planted locus kept
