@@ -36,7 +36,7 @@ import numpy as np
 import zarr
 
 from . import build_cluster, schema
-from .config import BuildConfig, load_config
+from .config import BuildConfig, check_raw, load_config
 from .encoding import one_hot
 from .errors import InputError, OutputError
 from .fasta import contigs_of, fetch, open_fasta
@@ -121,6 +121,7 @@ def _jsonable(d: Any) -> Any:
 
 def plan(config: BuildConfig) -> Plan:
     """Read and check every input; raises InputError before anything is written."""
+    check_raw(config.to_dict(), "build config")   # a BuildConfig made in code, not from YAML
     ids = [lib.id for lib in config.libraries]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

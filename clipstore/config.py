@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from .configcheck import NONE, Rule, problems_of, raise_problems
 from .errors import InputError
 from .schema import DEFAULT_SHARD_LOCI, SIGNAL_DTYPES
 
@@ -97,6 +98,35 @@ def read_library_table(path: str, base: Path) -> tuple[Library, ...]:
     return tuple(libs)
 
 
+RULES = {
+    "reference": Rule((str,), required=True), "peaks": Rule((str,), required=True),
+    "libraries": Rule((str, list), required=True), "variants": Rule((str, NONE)),
+    "input_length": Rule((int,), low=1), "max_jitter": Rule((int,), low=0),
+    "output_length": Rule((int,), low=1), "divergent_distance": Rule((int,), low=0),
+    "folds": Rule((str, NONE)), "contig_aliases": Rule((dict, NONE)),
+    "shard_loci": Rule((int,), low=1),
+    "signal_dtype": Rule((str,), choices=("auto", *SIGNAL_DTYPES)),
+}
+
+
+def check_raw(raw: dict[str, Any], source: str) -> None:
+    """Every type, range and relation problem of a raw build config, reported at once."""
+    problems, ok = problems_of(raw, RULES)
+    d = {f.name: f.default for f in dataclasses.fields(BuildConfig)
+         if f.default is not dataclasses.MISSING}
+    d.update({k: raw[k] for k in ok})
+    if {"input_length", "output_length"} <= ok | (set(d) - set(raw)) \
+            and d["output_length"] > d["input_length"]:
+        problems.append(f"output_length {d['output_length']} must be <= input_length "
+                        f"{d['input_length']} (the output window lies inside the input)")
+    libs = raw.get("libraries")
+    if "libraries" in ok and isinstance(libs, list) and not all(
+            isinstance(x, dict) and {"id", "individual", "plus", "minus"} <= set(x)
+            for x in libs):
+        problems.append("libraries: each library needs id, individual, plus, minus")
+    raise_problems(problems, source)
+
+
 def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
     """Read and check a build YAML; `overrides` (from CLI flags) win over the file."""
     path = Path(path)
@@ -109,35 +139,19 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
     if not isinstance(raw, dict):
         raise InputError("expected a mapping of options at the top level", file=str(path))
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(BuildConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise InputError(f"unknown option(s) {sorted(unknown)}", file=str(path),
-                         hint=f"known options: {sorted(known)}")
-    for key in ("reference", "peaks", "libraries"):
-        if key not in raw:
-            raise InputError(f"missing required option '{key}'", file=str(path))
+    check_raw(raw, str(path))
     base = path.parent.resolve()
     libs = raw["libraries"]
     if isinstance(libs, str):
         libs = read_library_table(_resolve(libs, base), Path(_resolve(libs, base)).parent)
     else:
-        try:
-            libs = tuple(Library(str(d["id"]), str(d["individual"]), _resolve(d["plus"], base),
-                                 _resolve(d["minus"], base)) for d in libs)
-        except (KeyError, TypeError):
-            raise InputError("each library needs id, individual, plus, minus", file=str(path),
-                             record="libraries")
+        libs = tuple(Library(str(d["id"]), str(d["individual"]), _resolve(d["plus"], base),
+                             _resolve(d["minus"], base)) for d in libs)
     raw["libraries"] = libs
     for key in ("reference", "peaks", "variants", "folds"):
         raw[key] = _resolve(raw.get(key), base)
     raw["contig_aliases"] = {str(k): str(v) for k, v in (raw.get("contig_aliases") or {}).items()}
     cfg = BuildConfig(**raw)
-    if cfg.output_length > cfg.input_length or min(cfg.input_length, cfg.output_length) <= 0:
-        raise InputError("need 0 < output_length <= input_length", file=str(path))
-    if cfg.signal_dtype not in ("auto", *SIGNAL_DTYPES):
-        raise InputError(f"signal_dtype must be auto, {' or '.join(SIGNAL_DTYPES)}, got "
-                         f"{cfg.signal_dtype!r}", file=str(path))
     ids = [lib.id for lib in cfg.libraries]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
