@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
-import signal
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import zarr
@@ -42,15 +42,13 @@ from .errors import InputError, OutputError
 from .fasta import contigs_of, fetch, open_fasta
 from .fingerprint import KEY as INPUTS_KEY, changes, fingerprints
 from .folds import load_fold_map
+from .lock import StoreLock
 from .peaks import call_loci
 from .tracks import chrom_names, integer_counts, open_bigwig, total_counts, windows
 from .variants import SKIP_KEYS, apply_snps, open_vcf, vcf_contig_map
 
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "clipstore_build"          # root attribute: shards done + their checksums
-KILL_HOOK = "CLIPSTORE_TEST_KILL_AFTER_SHARDS"  # tests only: SIGKILL the driver after N shards
-SLOW_HOOK = "CLIPSTORE_TEST_SHARD_DELAY"        # tests only: seconds to wait after each shard
-                                                # write, so random kills land mid-build
 BASELINE_BYTES = 150 * 2**20  # interpreter + libraries per process (measured ~110 MiB)
 WORKER_BASELINE_BYTES = 300 * 2**20  # a dask worker also holds distributed (~250 MiB measured)
 WRITE_BATCH_CHUNKS = 16  # inner chunks zarr encodes per batch (its default 1 awaits each in
@@ -75,6 +73,14 @@ class Plan:
     @property
     def n_loci(self) -> int:
         return len(self.loci["start"])
+
+
+@dataclass(frozen=True)
+class BuildHooks:
+    """Seams for tests (kill -9 mid-build, slow shards so kills land mid-build), passed to
+    `build(hooks=...)`. A script run as a real process passes them too (tests/_build_inputs)."""
+    after_write: Callable[[int], None] | None = None       # in the process that wrote shard i
+    after_record: Callable[[int, int], None] | None = None  # driver: (shard, recorded this run)
 
 
 @dataclass
@@ -276,7 +282,8 @@ def writing(url: str):
                                "--output), then rerun the same command to resume") from None
 
 
-def build_shard(p: Plan, i: int, url: str, storage_options: dict | None
+def build_shard(p: Plan, i: int, url: str, storage_options: dict | None,
+                after_write: Callable[[int], None] | None = None
                 ) -> tuple[int, dict[str, int], list[int]]:
     """Compute shard i and write it whole into the three arrays (the task dask runs)."""
     seq, ref, sig, counts = compute_shard(p, i)
@@ -286,8 +293,8 @@ def build_shard(p: Plan, i: int, url: str, storage_options: dict | None
         root[schema.SEQUENCE][:, sl] = seq
         root[schema.REFERENCE][sl] = ref
         root[schema.SIGNAL][:, sl] = sig
-    if os.environ.get(SLOW_HOOK):
-        time.sleep(float(os.environ[SLOW_HOOK]))
+    if after_write is not None:
+        after_write(i)
     return i, counts, checksums(seq, ref, sig)
 
 
@@ -385,8 +392,9 @@ def _write_coords(root: zarr.Group, p: Plan) -> None:
 def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int = 1,
           scheduler: str | None = None, max_memory: int | str | None = None,
           overwrite: bool = False, quiet: bool = True, storage_options: dict | None = None,
-          **overrides: Any) -> BuildSummary:
-    """Build (or resume) the store at `output` (local path or fsspec URL); see module doc."""
+          hooks: BuildHooks | None = None, **overrides: Any) -> BuildSummary:
+    """Build (or resume) the store at `output` (local path or fsspec URL); see module doc.
+    One build writes a store at a time (`clipstore.lock`)."""
     t0 = time.perf_counter()
     if workers > 1 and not scheduler:
         build_cluster.check_not_spawning()
@@ -408,19 +416,39 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
     if shard_loci != config.shard_loci:
         log.info("shard_loci %d → %d to fit --max-memory", config.shard_loci, shard_loci)
         p = Plan(**{**p.__dict__, "config": config.replace(shard_loci=shard_loci)})
-    cfg_dict = _jsonable(p.config.to_dict())
+    lock = StoreLock(output, storage_options)
     with writing(output):
-        root = _open_or_create(output, p, cfg_dict, overwrite, storage_options)
-        progress = dict(root.attrs.get(PROGRESS_KEY) or {})
-        if not progress.get("coords"):
+        lock.acquire()
+    try:
+        with writing(output):
+            root = _open_or_create(output, p, _jsonable(p.config.to_dict()), overwrite,
+                                   storage_options)
+        summary = _fill(root, p, output, storage_options, workers, scheduler, max_memory,
+                        quiet, hooks or BuildHooks())
+    finally:
+        lock.release()
+    summary.seconds = time.perf_counter() - t0
+    if not quiet:
+        print(summary.text())
+    return summary
+
+
+def _fill(root: zarr.Group, p: Plan, output: str, storage_options: dict | None, workers: int,
+          scheduler: str | None, max_memory: int | None, quiet: bool, hooks: BuildHooks
+          ) -> BuildSummary:
+    """Write the coordinates once, then every shard not yet recorded done, then mark the store
+    complete (the last write)."""
+    progress = dict(root.attrs.get(PROGRESS_KEY) or {})
+    if not progress.get("coords"):
+        with writing(output):
             _write_coords(root, p)
             progress = {"coords": True, "done": {}}
             root.attrs[PROGRESS_KEY] = progress
     done: dict[str, Any] = dict(progress.get("done", {}))
+    shard_loci = p.config.shard_loci
     total = schema.n_shards(p.n_loci, shard_loci)
     pending = [i for i in range(total) if str(i) not in done]
     resumed = total - len(pending)
-    kill_after = int(os.environ.get(KILL_HOOK, "0") or 0)
 
     from tqdm.auto import tqdm
     bar = tqdm(total=total, initial=resumed, unit="shard", desc="build", disable=quiet)
@@ -433,13 +461,14 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
             root.attrs[PROGRESS_KEY] = {"coords": True, "done": done}
         n_new += 1
         bar.update(1)
-        if kill_after and n_new >= kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if hooks.after_record is not None:
+            hooks.after_record(i, n_new)
 
+    task = functools.partial(build_shard, after_write=hooks.after_write)
     try:
-        if pending and in_process:
+        if pending and (workers <= 1 and not scheduler):
             for i in pending:
-                record(*build_shard(p, i, output, storage_options))
+                record(*task(p, i, output, storage_options))
         elif pending:
             from concurrent.futures import ThreadPoolExecutor
             queue = list(pending)
@@ -449,9 +478,9 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
                     # LocalCluster workers take ~1-2 s to spawn and import; the driver builds
                     # shards meanwhile instead of idling (at most one shard late to hand over).
                     while not scheduler and queue and not starting.done():
-                        record(*build_shard(p, queue.pop(0), output, storage_options))
+                        record(*task(p, queue.pop(0), output, storage_options))
                     if queue:
-                        build_cluster.run_on_cluster(starting.result(), build_shard, p, queue,
+                        build_cluster.run_on_cluster(starting.result(), task, p, queue,
                                                      output, storage_options, record)
                 finally:
                     build_cluster.close(starting, own_cluster=not scheduler)
@@ -463,9 +492,5 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
     if not schema.store_info(root).complete:
         with writing(output):
             schema.mark_complete(root, skipped=skipped)
-    summary = BuildSummary(output, p.n_loci, len(p.individuals), len(config.libraries), total,
-                           len(pending), resumed, shard_loci, skipped,
-                           time.perf_counter() - t0)
-    if not quiet:
-        print(summary.text())
-    return summary
+    return BuildSummary(output, p.n_loci, len(p.individuals), len(p.config.libraries), total,
+                        len(pending), resumed, shard_loci, skipped)

@@ -18,7 +18,7 @@ import zarr
 
 from clipstore import schema
 from clipstore.cli import main
-from tests._build_inputs import assert_same_store, write_bigwig, write_cohort
+from tests._build_inputs import assert_same_store, build_process, write_bigwig, write_cohort
 from tests.test_build_errors import edit_config, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,9 +147,9 @@ def test_index_older_than_the_vcf_is_stale(inputs, tmp_path, capsys):
 # ------------------------------------------------------------------ 13.3 changed inputs
 def test_changed_bigwig_before_resume_is_refused_and_overwrite_rebuilds(inputs, tmp_path,
                                                                         capsys):
-    from clipstore.build import KILL_HOOK
     out = tmp_path / "s.zarr"
-    r = cli("build", str(inputs / "build.yaml"), "-o", str(out), env={KILL_HOOK: "1"})
+    r = subprocess.run(build_process(inputs / "build.yaml", out, kill_after=1), cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == -signal.SIGKILL, r.stderr        # a real kill -9 after one shard
     write_bigwig(inputs / "lib2.pl.bw", __import__("numpy").random.default_rng(7), 1.0)
     r = cli("build", str(inputs / "build.yaml"), "-o", str(out))
