@@ -9,12 +9,17 @@ How the pieces fit:
   (with CRC32s of its three arrays) in the root attribute `clipstore_build`. A killed build rerun
   with the same config skips done shards and redoes the rest; every shard is a pure function of
   the inputs, so the result is bit-identical to an uninterrupted build. `schema.mark_complete` is
-  the last write, so nothing incomplete ever looks complete. Progress lives in the store itself
-  (no local lock files), so resume works on any fsspec URL.
+  the last write, so nothing incomplete ever looks complete. Progress lives in the store itself,
+  so resume works on any fsspec URL.
+* Integrity: `plan()` fingerprints every input (`fingerprint.py`; the VCF's BGZF blocks and
+  index are verified, `bgzf.py`) and the store records them; a resume or rerun refuses inputs
+  that changed. One build writes a store at a time (`lock.py`: `OUTPUT.lock`). An OSError while
+  writing is an `OutputError` (exit 1); bad input found mid-build an `InputError` (exit 2).
 * workers=1 runs in-process (zarr compresses on its own small thread pool: measured 1.0-1.05
   cores). workers >= 2 starts a dask LocalCluster of N single-threaded processes that encode
   with one zarr thread each, so N workers use about N cores; they fork from a fork server that
-  has imported this module (`memory_limit=max_memory`, glibc's default malloc: see `_client`),
+  has imported this module (`memory_limit=max_memory`, glibc's default malloc: see
+  `build_cluster.client`),
   and the driver builds shards itself until the workers are up. A script calling
   build(workers >= 2) needs the `if __name__ == "__main__":` guard (a clear error says so).
   `scheduler=ADDRESS` uses an existing cluster as it is configured.
@@ -28,7 +33,6 @@ import json
 import logging
 import os
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,15 +41,15 @@ import zarr
 
 from . import build_cluster, schema
 from .config import BuildConfig, check_raw, load_config
-from .encoding import one_hot
 from .errors import InputError, OutputError
-from .fasta import contigs_of, fetch, open_fasta
+from .fasta import contigs_of, open_fasta
 from .fingerprint import KEY as INPUTS_KEY, changes, fingerprints
 from .folds import load_fold_map
 from .lock import StoreLock
 from .peaks import call_loci
-from .tracks import chrom_names, integer_counts, open_bigwig, total_counts, windows
-from .variants import SKIP_KEYS, apply_snps, open_vcf, vcf_contig_map
+from .shard import Plan, checksums, compute_shard, geometry
+from .tracks import chrom_names, integer_counts, open_bigwig, total_counts
+from .variants import SKIP_KEYS, vcf_contig_map
 
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "clipstore_build"          # root attribute: shards done + their checksums
@@ -55,25 +59,6 @@ WRITE_BATCH_CHUNKS = 16  # inner chunks zarr encodes per batch (its default 1 aw
                          # turn): 17 % less CPU per shard write (as much as a whole shard per
                          # batch); peak RSS of the bench's 1-worker build 244 -> 304 MB, still
                          # under `fit_shard_loci`'s per-locus model (378 MB there)
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything a shard task needs, as plain picklable data."""
-    config: BuildConfig
-    loci: dict[str, np.ndarray]
-    individuals: list[str]
-    library_individual: np.ndarray
-    vcf_chroms: dict[str, str]            # FASTA contig → VCF contig
-    bw_chroms: list[tuple[dict[str, str], dict[str, str]]]  # per library: plus, minus maps
-    totals: np.ndarray
-    counts: dict[str, int]                # locus-level skipped counts from the peaks
-    signal_dtype: str = "float32"         # resolved from config.signal_dtype ("auto")
-    inputs: dict[str, dict] = field(default_factory=dict)  # fingerprint of each input file
-
-    @property
-    def n_loci(self) -> int:
-        return len(self.loci["start"])
-
 
 @dataclass(frozen=True)
 class BuildHooks:
@@ -178,95 +163,6 @@ def _signal_dtype(config: BuildConfig) -> str:
     paths = [path for lib in config.libraries for path in (lib.plus, lib.minus)]
     return ("uint16" if all(integer_counts(path, schema.UINT16_MAX) for path in paths)
             else "float32")
-
-
-def geometry(config: BuildConfig) -> schema.StoreInfo:
-    """The store's windows for this config (lengths only): the one place they are derived."""
-    return schema.StoreInfo(input_length=config.input_length, max_jitter=config.max_jitter,
-                            output_length=config.output_length, shard_loci=config.shard_loci)
-
-
-def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """(sequence, reference, signal, counts) of shard i: a pure function of the inputs."""
-    cfg = p.config
-    sl = schema.shard_slice(i, p.n_loci, cfg.shard_loci)
-    geom = geometry(cfg)
-    W, n = geom.window, sl.stop - sl.start
-    SW, s_off = geom.signal_window, geom.signal_offset
-    fa = open_fasta(cfg.reference)
-    contigs = contigs_of(fa)
-    ref = np.zeros((n, W, 4), np.uint8)
-    seq = np.zeros((len(p.individuals), n, W, 4), np.uint8)
-    sig = np.zeros((len(cfg.libraries), n, SW, 2), p.signal_dtype)
-    counts = dict.fromkeys(SKIP_KEYS, 0)
-    vcf = None
-    if cfg.variants:
-        vcf = open_vcf(cfg.variants)
-        order = {s: k for k, s in enumerate(vcf.samples)}
-        sample_idx = np.array([order[s] for s in p.individuals])
-    chrom, start = p.loci["chrom"], p.loci["start"]
-    for k, j in enumerate(range(sl.start, sl.stop)):
-        c, s = str(chrom[j]), int(start[j])
-        bases = fetch(fa, contigs[c], s, s + W)
-        ref[k] = one_hot(bases)
-        if vcf is not None and c in p.vcf_chroms:
-            count_from = int(p.loci["end"][j - 1]) if j > 0 and chrom[j - 1] == c else -1
-            try:
-                seq[:, k] = apply_snps(vcf, cfg.variants, p.vcf_chroms[c], s, bases, ref[k],
-                                       sample_idx, count_from, counts)
-            except InputError:
-                raise
-            except Exception as e:      # cyvcf2 raises bare Exceptions on bad records
-                raise InputError(f"cannot read records in {p.vcf_chroms[c]}:{s + 1}-{s + W} "
-                                 f"({e})", file=cfg.variants, record=f"locus {j}",
-                                 hint="check the VCF with `bcftools view`") from None
-        else:
-            seq[:, k] = ref[k][None] * 2
-    fa.close()
-    if vcf is not None:
-        vcf.close()
-    for li, lib in enumerate(cfg.libraries):
-        for strand, path in enumerate((lib.plus, lib.minus)):
-            bw = open_bigwig(path)
-            names = p.bw_chroms[li][strand]
-            for c in dict.fromkeys(chrom[sl].tolist()):      # loci are sorted by contig
-                ks = np.flatnonzero(chrom[sl] == c)
-                try:
-                    w = windows(bw, names[c], start[sl][ks] + s_off, SW)
-                except RuntimeError as e:   # libBigWig: a block that does not inflate
-                    lo = int(start[sl][ks][0]) + s_off
-                    raise InputError(f"cannot read values of {names[c]}:{lo + 1}-"
-                                     f"{int(start[sl][ks][-1]) + s_off + SW} ({e}): the file is "
-                                     "damaged or truncated", file=path,
-                                     record=f"library {lib.id}",
-                                     hint="copy or download the bigWig again") from None
-                sig[li, ks, :, strand] = _exact(w, sig.dtype, path, lib.id, c,
-                                                start[sl][ks] + s_off)
-            bw.close()
-    return seq, ref, sig, counts
-
-
-def _exact(w: np.ndarray, dtype: np.dtype, path: str, library: str, chrom: str,
-           starts: np.ndarray) -> np.ndarray:
-    """Windows `w` (float32, one row per start) in the store's signal dtype, or an InputError
-    naming the first value uint16 would not hold exactly (checked while `w` is in cache)."""
-    if dtype == np.float32:
-        return w
-    out = w.astype(dtype)                 # truncates fractions, wraps overflow: caught here
-    if np.array_equal(out, w):
-        return out
-    k, pos = (int(v[0]) for v in np.nonzero(out != w))
-    raise InputError(
-        f"value {float(w[k, pos])} at {chrom}:{int(starts[k]) + pos + 1} is not a whole count "
-        f"in 0..{schema.UINT16_MAX}, so signal cannot be stored as uint16", file=path,
-        record=f"library {library}",
-        hint="set signal_dtype: float32 in the build config (or --signal-dtype float32) "
-             "and rebuild with --overwrite")
-
-
-def checksums(seq: np.ndarray, ref: np.ndarray, sig: np.ndarray) -> list[int]:
-    """CRC32 of each array's C-order bytes: what `clipstore validate` recomputes from the store."""
-    return [zlib.crc32(np.ascontiguousarray(a).data) for a in (seq, ref, sig)]  # no copy
 
 
 @contextlib.contextmanager

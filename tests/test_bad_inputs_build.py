@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pysam
 import pytest
-import yaml
 import zarr
 
 from clipstore import schema
