@@ -45,6 +45,7 @@ from .errors import InputError, OutputError
 from .fasta import contigs_of, open_fasta
 from .fingerprint import KEY as INPUTS_KEY, changes, fingerprints
 from .folds import load_fold_map
+from .info import count_lines
 from .lock import StoreLock
 from .peaks import call_loci
 from .shard import Plan, checksums, compute_shard, geometry
@@ -94,7 +95,7 @@ class BuildSummary:
                  f"shards     {self.n_shards} × {self.shard_loci} loci "
                  f"({self.shards_built} built, {self.shards_resumed} already done)",
                  f"time       {self.seconds:.1f} s"]
-        lines += [f"skipped    {k}: {v}" for k, v in self.skipped.items()]
+        lines += count_lines(self.skipped)
         return "\n".join(lines)
 
 
@@ -368,6 +369,7 @@ def _fill(root: zarr.Group, p: Plan, output: str, storage_options: dict | None, 
         elif pending:
             from concurrent.futures import ThreadPoolExecutor
             queue = list(pending)
+            quieted = build_cluster.quiet_dask_logging()
             with ThreadPoolExecutor(1) as ex:
                 starting = ex.submit(build_cluster.client, workers, scheduler, max_memory)
                 try:
@@ -380,6 +382,7 @@ def _fill(root: zarr.Group, p: Plan, output: str, storage_options: dict | None, 
                                                      output, storage_options, record)
                 finally:
                     build_cluster.close(starting, own_cluster=not scheduler)
+                    build_cluster.restore_logging(quieted)
     finally:
         bar.close()
     skipped = dict(p.counts)

@@ -4,6 +4,7 @@ when a build uses dask, so an in-process build never imports distributed."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Callable
 
@@ -49,6 +50,28 @@ def _start_method() -> str:
     return "forkserver"
 
 
+def quiet_dask_logging() -> dict[str, int]:
+    """dask's and distributed's loggers at WARNING for the build (their INFO lines, 33 per
+    2-worker build, reach the CLI's root handler and break up the progress bar), unless the
+    user asked for them through dask's own config (DASK_LOGGING__... variables). Returns the
+    levels to restore."""
+    if any(k.startswith("DASK_LOGGING") for k in os.environ):
+        return {}
+    import distributed  # noqa: F401  (its import sets its loggers' levels: set ours after)
+    old = {}
+    for name in QUIET_LOGGERS:
+        lg = logging.getLogger(name)
+        if lg.getEffectiveLevel() < logging.WARNING:
+            old[name] = lg.level
+            lg.setLevel(logging.WARNING)
+    return old
+
+
+def restore_logging(old: dict[str, int]) -> None:
+    for name, level in old.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def client(workers: int, scheduler: str | None, max_memory: int | None):
     """Client of an existing cluster, or of a LocalCluster of single-threaded worker processes.
 
@@ -75,7 +98,11 @@ def client(workers: int, scheduler: str | None, max_memory: int | None):
         try:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                    memory_limit=max_memory or "auto", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+                                   silence_logs=logging.ERROR,
+                                   # no dashboard, and its HTTP server on a free port (not a
+                                   # "port 8787 is already in use" warning)
+                                   scheduler_kwargs={"dashboard": False,
+                                                     "dashboard_address": "127.0.0.1:0"})
         except RuntimeError as e:     # dask: "Nanny failed to start."
             raise InputError(f"dask could not start {workers} local worker processes ({e})",
                              hint=SPAWN_HINT) from e

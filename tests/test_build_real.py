@@ -100,6 +100,9 @@ def test_unphased_vcf_gives_the_same_two_hot_and_is_reported(phased, tmp_path):
     np.testing.assert_array_equal(a["sequence"][:], b["sequence"][:])
     info = schema.store_info(b)
     assert info.skipped["unphased"] == info.skipped["snps"] * len(SAMPLES)
+    from clipstore.info import store_summary
+    s = store_summary(out2)                # used, not "skipped unphased": every call was used
+    assert s["used"]["unphased"] == info.skipped["unphased"] and "unphased" not in s["skipped"]
 
 
 def test_encode_ccre_bigbed_builds_by_cli_on_the_chr22_slice(tmp_path):
