@@ -39,7 +39,7 @@ from .contigs import reverse_map
 from .encoding import one_hot
 from .errors import InputError
 from .fasta import contigs_of, fetch, open_fasta
-from .folds import load_fold_map
+from .folds import assign_folds, load_fold_map, normalize_spec
 from .peaks import call_loci
 from .tracks import chrom_names, integer_counts, open_bigwig, total_counts, windows
 from .variants import SKIP_KEYS, apply_snps, contigs_with_records, open_vcf
@@ -131,9 +131,11 @@ def plan(config: BuildConfig) -> Plan:
     fa = open_fasta(config.reference)
     contigs = contigs_of(fa)
     fa.close()
-    fold_map = load_fold_map(config.folds)
+    fold_spec = normalize_spec(config.folds)          # folds: see clipstore.folds
     loci, counts = call_loci(config.peaks, contigs, config.window, config.divergent_distance,
-                             fold_map, config.contig_aliases)
+                             load_fold_map(fold_spec.get("map")), config.contig_aliases)
+    loci["fold"], fold_counts = assign_folds(loci, fold_spec, config.contig_aliases)
+    counts.update({k: v for k, v in fold_counts.items() if v or k in counts})
     used = sorted(set(loci["chrom"].tolist()))
     individuals: list[str] = []
     for lib in config.libraries:

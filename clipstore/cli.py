@@ -20,6 +20,7 @@ COMMANDS = {
     "build": ("clipstore.build_cli:build", "Turn FASTA + VCF + bigWigs + peaks into one Zarr store."),
     "info": ("clipstore.build_cli:info", "Summarise a store: dims, folds, skipped counts, size."),
     "validate": ("clipstore.build_cli:validate", "Re-check a store against its input files."),
+    "folds": ("clipstore.folds_cli:folds", "Re-choose a store's folds (chromosomes, BED, blocks)."),
     "train": ("trainer.cli:train", "Train a model (or ensemble, subsampled, masked runs) from a config."),
     "predict": ("trainer.cli:predict", "Predict profiles and quantities with a model or ensemble."),
     "evaluate": ("evaluation.cli:evaluate", "Score predictions: cross-loci, QTLs, MPRA, reports."),

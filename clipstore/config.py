@@ -10,7 +10,9 @@ Example (`clipstore simulate` writes one like it next to its files):
     max_jitter: 250
     output_length: 500
     divergent_distance: 200
-    folds: null                         # CSV chrom,fold; null = CLIPNET's map
+    folds: null                         # null = CLIPNET's chromosome map; a CSV chrom,fold;
+                                        # a BED chrom,start,end,fold; or {scheme: blocks,
+                                        # block_size: 1000000, seed: 0} (see clipstore.folds)
     contig_aliases: {}                  # e.g. {"22": "chr22"}: names in any input → FASTA names
     shard_loci: 128
     signal_dtype: auto                  # auto | uint16 | float32 (see clipstore.schema)
@@ -27,6 +29,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError
+from .folds import normalize_spec, resolve_paths
 from .schema import DEFAULT_SHARD_LOCI, SIGNAL_DTYPES
 
 
@@ -48,7 +51,7 @@ class BuildConfig:
     max_jitter: int = 250
     output_length: int = 500
     divergent_distance: int = 200
-    folds: str | None = None
+    folds: str | dict[str, Any] | None = None   # see clipstore.folds.normalize_spec
     contig_aliases: dict[str, str] = field(default_factory=dict)
     shard_loci: int = DEFAULT_SHARD_LOCI
     signal_dtype: str = "auto"
@@ -133,8 +136,11 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
             raise InputError("each library needs id, individual, plus, minus", file=str(path),
                              record="libraries")
     raw["libraries"] = libs
-    for key in ("reference", "peaks", "variants", "folds"):
+    for key in ("reference", "peaks", "variants"):
         raw[key] = _resolve(raw.get(key), base)
+    raw["folds"] = resolve_paths(raw.get("folds"), base)
+    spec = normalize_spec(raw["folds"], str(path))           # checks it; a mapping is kept
+    raw["folds"] = spec if isinstance(raw["folds"], dict) else raw["folds"]  # canonical
     raw["contig_aliases"] = {str(k): str(v) for k, v in (raw.get("contig_aliases") or {}).items()}
     cfg = BuildConfig(**raw)
     if cfg.output_length > cfg.input_length or min(cfg.input_length, cfg.output_length) <= 0:

@@ -28,9 +28,19 @@ def store_summary(url: str, storage_options: dict | None = None) -> dict[str, An
         "output_length": info.output_length, "shard_loci": info.shard_loci,
         "signal_dtype": info.signal_dtype,
         "folds": {int(f): int(n) for f, n in zip(folds, counts)},
+        "fold_scheme": fold_scheme_line(root.attrs[schema.ATTRS_KEY]),
         "skipped": dict(info.skipped or {}), "size_bytes": size_on_disk(url, storage_options),
         "clipstore_version": info.clipstore_version, "build_config": dict(info.build_config or {}),
     }
+
+
+def fold_scheme_line(attrs: dict[str, Any]) -> str:
+    """The store's fold scheme in words (and whether `clipstore folds` was interrupted)."""
+    from .folds import describe
+    from .refold import rewrite_interrupted, store_spec
+    line = describe(store_spec(attrs))
+    return line + ("; REWRITE INTERRUPTED: rerun `clipstore folds`"
+                   if rewrite_interrupted(attrs) else "")
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -40,7 +50,8 @@ def format_summary(s: dict[str, Any]) -> str:
              f"{d['position']}  signal_position {d['signal_position']}  library {d['library']}",
              f"lengths      input {s['input_length']}  jitter ±{s['max_jitter']}  output "
              f"{s['output_length']}  shard {s['shard_loci']} loci  signal {s['signal_dtype']}",
-             "folds        " + "  ".join(f"{f}:{n}" for f, n in s["folds"].items()),
+             "folds        " + "  ".join(f"{f}:{n}" for f, n in s["folds"].items())
+             + f"   ({s['fold_scheme']})",
              f"size         {s['size_bytes'] / 2**20:.2f} MiB",
              f"version      clipstore {s['clipstore_version']}",
              "skipped      " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items())]
