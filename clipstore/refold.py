@@ -9,6 +9,8 @@ that readers refuse and `clipstore info` flags; rerunning the same `clipstore fo
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any, Mapping
 
 import numpy as np
@@ -21,6 +23,7 @@ from .folds import FOLD_COUNT_KEYS, assign_folds, describe, normalize_spec, spli
 log = logging.getLogger(__name__)
 FOLDS_ATTR = "folds"          # key inside the root `clipstore` attribute
 REWRITING = "rewriting"
+KILL_HOOK = "CLIPSTORE_TEST_KILL_REFOLD"  # tests only: SIGKILL after the fold array is written
 
 
 def store_spec(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,6 +65,8 @@ def refold(url: str, folds: Any, *, storage_options: dict | None = None,
     attrs.update(complete=False, **{FOLDS_ATTR: {**spec, "state": REWRITING}})
     root.attrs[schema.ATTRS_KEY] = attrs
     root["fold"][:] = fold
+    if os.environ.get(KILL_HOOK):
+        os.kill(os.getpid(), signal.SIGKILL)
     skipped = dict(attrs.get("skipped") or {})
     skipped.update(counts)
     attrs.update(complete=True, skipped=skipped,
