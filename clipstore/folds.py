@@ -225,7 +225,7 @@ def _bed_folds(loci: Mapping[str, np.ndarray], path: str,
     out = np.full(len(loci["centre"]), UNASSIGNED, np.int8)
     for name, rs in regions.items():
         rs.sort()
-        for (s0, e0, f0, n0), (s1, _, f1, n1) in zip(rs, rs[1:]):
+        for (_, e0, f0, n0), (s1, _, f1, n1) in zip(rs, rs[1:]):
             if s1 < e0 and f0 != f1:
                 raise InputError(f"regions on lines {n0} and {n1} overlap but name folds {f0} "
                                  f"and {f1}", file=path, hint="make the regions disjoint")
@@ -336,7 +336,7 @@ def split_problem(fold: np.ndarray, replicate: int, chrom: np.ndarray, start: np
                 "Add loci (more peaks or more of the genome) and rebuild")
     cmd = f"clipstore folds {store} --scheme blocks --block-size {size} --seed 0"
     if spec["scheme"] == "blocks" and size < spec["block_size"]:
-        why = f"smaller blocks give every fold loci"
+        why = "smaller blocks give every fold loci"
     elif spec["scheme"] == "chromosomes":
         why = (f"chromosome folds cannot split loci on {len(set(np.asarray(chrom).tolist()))} "
                f"contig(s) across 10 folds; blocks of {size:,} bp can, without shared sequence")

@@ -1,7 +1,24 @@
+"""Fold schemes: CLIPNET's chromosome map, BED regions, seeded blocks — and no leakage."""
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pyBigWig
+import pysam
+import yaml
+import zarr
 import pytest
 
-from clipstore.errors import InputError
-from clipstore.folds import UNASSIGNED, fold_of, load_fold_map, split_folds
+from clipstore import schema
+from clipstore.build import build
+from clipstore.errors import IncompleteStoreError, InputError
+from clipstore.folds import (UNASSIGNED, assign_folds, fold_of, load_fold_map, normalize_spec,
+                             split_folds, split_problem, suggest_block_size, window_clusters)
+from clipstore.info import format_summary, store_summary
+from clipstore.refold import KILL_HOOK, check_split, refold
 
 from .conftest import real_data
 
@@ -34,25 +51,6 @@ def test_bad_fold_csv(tmp_path):
 
 # --- folds below the chromosome, on the real hg19 chr22 slice --------------------------------
 
-import gzip
-import os
-import shutil
-import subprocess
-import sys
-
-import numpy as np
-import pyBigWig
-import pysam
-import yaml
-import zarr
-
-from clipstore import schema
-from clipstore.build import build
-from clipstore.errors import IncompleteStoreError
-from clipstore.folds import (assign_folds, normalize_spec, split_problem, suggest_block_size,
-                             window_clusters)
-from clipstore.info import format_summary, store_summary
-from clipstore.refold import KILL_HOOK, check_split, refold
 
 
 def _chr22_inputs(folder):
