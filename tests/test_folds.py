@@ -170,6 +170,29 @@ def test_build_time_blocks_equal_refold(chr22, tmp_path):
     refold(url, {"scheme": "blocks", "block_size": 20_000, "seed": 3})
     np.testing.assert_array_equal(built, zarr.open_group(url, mode="r")["fold"][:])
     assert "blocks of 20,000 bp, seed 3" in format_summary(store_summary(str(tmp_path / "b.zarr")))
+    again = build(str(tmp_path / "b.yaml"), str(tmp_path / "b.zarr"), quiet=True)
+    assert again.shards_built == 0 and again.shards_resumed == again.n_shards   # same config
+
+
+def test_config_folds_key_resolves_paths_and_checks_the_scheme(tmp_path):
+    from clipstore.config import load_config
+
+    base = {"reference": "r.fa", "peaks": "p.bed",
+            "libraries": [{"id": "a", "individual": "x", "plus": "p.bw", "minus": "m.bw"}]}
+    for folds, want in (("regions.bed", {"scheme": "bed", "path": str(tmp_path / "regions.bed")}),
+                        ({"scheme": "bed", "path": "sub/r.bed"},
+                         {"scheme": "bed", "path": str(tmp_path / "sub" / "r.bed")}),
+                        ({"scheme": "blocks", "block_size": 50_000},
+                         {"scheme": "blocks", "block_size": 50_000, "seed": 0,
+                          "assign": "shuffled"})):
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump({**base, "folds": folds}))
+        cfg = load_config(tmp_path / "c.yaml")
+        assert normalize_spec(cfg.folds) == want
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**base, "folds": {"scheme": "blocks",
+                                                                       "block_size": -5}}))
+    with pytest.raises(InputError, match="block_size > 0") as e:
+        load_config(tmp_path / "c.yaml")
+    assert "c.yaml" in e.value.message()
 
 
 def test_bed_scheme_regions_conflicts_and_gaps(chr22, tmp_path):
