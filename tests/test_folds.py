@@ -269,3 +269,13 @@ def test_assign_folds_chromosome_map_matches_fold_of():
             "end": np.array([10, 10, 10]), "centre": np.array([5, 5, 5])}
     fold, counts = assign_folds(loci, normalize_spec(None))
     assert fold.tolist() == [4, 0, -1] and counts["loci_no_fold"] == 1
+
+
+def test_refold_refuses_a_store_whose_build_did_not_finish(chr22, tmp_path):
+    url = _copy(chr22, tmp_path)
+    root = zarr.open_group(url, mode="r+")
+    attrs = dict(root.attrs[schema.ATTRS_KEY])
+    root.attrs[schema.ATTRS_KEY] = {**attrs, "complete": False}
+    with pytest.raises(InputError, match="build did not finish"):
+        refold(url, {"scheme": "blocks", "block_size": 20_000})
+    assert set(zarr.open_group(url, mode="r")["fold"][:].tolist()) == {5}   # untouched
