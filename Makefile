@@ -14,6 +14,7 @@ help:
 	@echo "make demo   simulate a cohort, build a store, train, evaluate (built-in defaults)"
 	@echo "make test   run the test suite"
 	@echo "make bench  run every benchmark in bench/ (writes bench/results/*.json)"
+	@echo "make lint   ruff over the whole tree (CI runs it before the tests)"
 
 $(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "error: clipstore needs Python >= 3.12 (zarr 3.4 requires it). Install python3.12 or python3.13 (or pyenv install 3.12), or pass PYTHON=/path/to/python3.12." >&2; exit 2; fi
@@ -33,6 +34,9 @@ test: venv
 bench: EXTRAS = tf,test,bench
 bench: venv
 	@set -e; for b in bench/*.py; do [ "$$(basename $$b)" = common.py ] && continue; echo "== $$b"; $(PY) $$b; done
+
+lint: venv
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -3,7 +3,8 @@
     python bench/build.py [--loci 8000] [--individuals 58] [--replicates 9]
 
 A seeded cohort of realistic shape (58 individuals + 9 isogenic replicates = 67 libraries,
-W = 1500 bp, signal over 1000 bp, ~92 % zero tracks, a few SNPs per window) is written once under bench/work/build
+W = 1500 bp, signal over 1000 bp, ~92 % zero tracks, a few SNPs per window) is written once under
+bench/work/build
 (clipstore.simulate when present, else the test writer), then built in fresh subprocesses with
 1 and 2 workers, alternately, `--repeats` times each; the fastest run of each counts. examples =
 (library, locus) pairs. Other engineers share this 2-core machine, so the 2-worker speedup is a

@@ -44,7 +44,7 @@ from .config import BuildConfig, check_raw, load_config
 from .errors import InputError, OutputError
 from .fasta import contigs_of, open_fasta
 from .fingerprint import KEY as INPUTS_KEY, changes, fingerprints
-from .folds import load_fold_map
+from .folds import assign_folds, load_fold_map, normalize_spec
 from .info import count_lines
 from .lock import StoreLock
 from .peaks import call_loci
@@ -124,9 +124,12 @@ def plan(config: BuildConfig) -> Plan:
     fa = open_fasta(config.reference)
     contigs = contigs_of(fa)
     fa.close()
-    fold_map = load_fold_map(config.folds)
-    loci, counts = call_loci(config.peaks, contigs, geometry(config).window, config.divergent_distance,
-                             fold_map, config.contig_aliases)
+    fold_spec = normalize_spec(config.folds)          # folds: see clipstore.folds
+    loci, counts = call_loci(config.peaks, contigs, geometry(config).window,
+                             config.divergent_distance, load_fold_map(fold_spec.get("map")),
+                             config.contig_aliases)
+    loci["fold"], fold_counts = assign_folds(loci, fold_spec, config.contig_aliases)
+    counts.update({k: v for k, v in fold_counts.items() if v or k in counts})
     used = sorted(set(loci["chrom"].tolist()))
     individuals: list[str] = []
     for lib in config.libraries:

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .cli import is_quiet
+from .cliutil import is_quiet
 from .errors import InputError, OutputError
 
 

@@ -10,7 +10,9 @@ Example (`clipstore simulate` writes one like it next to its files):
     max_jitter: 250
     output_length: 500
     divergent_distance: 200
-    folds: null                         # CSV chrom,fold; null = CLIPNET's map
+    folds: null                         # null = CLIPNET's chromosome map; a CSV chrom,fold;
+                                        # a BED chrom,start,end,fold; or {scheme: blocks,
+                                        # block_size: 1000000, seed: 0} (see clipstore.folds)
     contig_aliases: {}                  # e.g. {"22": "chr22"}: names in any input → FASTA names
     shard_loci: 128
     signal_dtype: auto                  # auto | uint16 | float32 (see clipstore.schema)
@@ -28,6 +30,7 @@ import yaml
 
 from .configcheck import NONE, Rule, problems_of, raise_problems
 from .errors import InputError
+from .folds import normalize_spec, resolve_paths
 from .schema import DEFAULT_SHARD_LOCI, SIGNAL_DTYPES
 
 
@@ -49,7 +52,7 @@ class BuildConfig:
     max_jitter: int = 250
     output_length: int = 500
     divergent_distance: int = 200
-    folds: str | None = None
+    folds: str | dict[str, Any] | None = None   # see clipstore.folds.normalize_spec
     contig_aliases: dict[str, str] = field(default_factory=dict)
     shard_loci: int = DEFAULT_SHARD_LOCI
     signal_dtype: str = "auto"
@@ -103,7 +106,7 @@ RULES = {
     "libraries": Rule((str, list), required=True), "variants": Rule((str, NONE)),
     "input_length": Rule((int,), low=1), "max_jitter": Rule((int,), low=0),
     "output_length": Rule((int,), low=1), "divergent_distance": Rule((int,), low=0),
-    "folds": Rule((str, NONE)), "contig_aliases": Rule((dict, NONE)),
+    "folds": Rule((str, dict, NONE)), "contig_aliases": Rule((dict, NONE)),
     "shard_loci": Rule((int,), low=1),
     "signal_dtype": Rule((str,), choices=("auto", *SIGNAL_DTYPES)),
 }
@@ -119,6 +122,11 @@ def check_raw(raw: dict[str, Any], source: str) -> None:
             and d["output_length"] > d["input_length"]:
         problems.append(f"output_length {d['output_length']} must be <= input_length "
                         f"{d['input_length']} (the output window lies inside the input)")
+    if "folds" in ok:
+        try:
+            normalize_spec(raw["folds"], source)
+        except InputError as e:
+            problems.append(e.what)
     libs = raw.get("libraries")
     if "libraries" in ok and isinstance(libs, list) and not all(
             isinstance(x, dict) and {"id", "individual", "plus", "minus"} <= set(x)
@@ -148,8 +156,11 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
         libs = tuple(Library(str(d["id"]), str(d["individual"]), _resolve(d["plus"], base),
                              _resolve(d["minus"], base)) for d in libs)
     raw["libraries"] = libs
-    for key in ("reference", "peaks", "variants", "folds"):
+    for key in ("reference", "peaks", "variants"):
         raw[key] = _resolve(raw.get(key), base)
+    raw["folds"] = resolve_paths(raw.get("folds"), base)
+    spec = normalize_spec(raw["folds"], str(path))           # checks it; a mapping is kept
+    raw["folds"] = spec if isinstance(raw["folds"], dict) else raw["folds"]  # canonical
     raw["contig_aliases"] = {str(k): str(v) for k, v in (raw.get("contig_aliases") or {}).items()}
     cfg = BuildConfig(**raw)
     ids = [lib.id for lib in cfg.libraries]

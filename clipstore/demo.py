@@ -701,7 +701,7 @@ def demo(out, seed, train_seed, quick, full, quiet):
     Prints whether "personalized training improves variant-effect prediction while
     cross-locus accuracy stays similar" holds on the simulation, with the numbers.
     """
-    from .cli import is_quiet
+    from .cliutil import is_quiet
     from .errors import InputError
 
     if quick and full:

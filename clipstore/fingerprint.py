@@ -33,8 +33,11 @@ KEY = "clipstore_inputs"       # root attribute of the store: {path: fingerprint
 def input_files(config: BuildConfig) -> dict[str, str]:
     """{role: path} of every file whose bytes go into the store. Keyed by role, not path, so a
     copy of the inputs in another folder compares by content (`validate --inputs`)."""
+    from .folds import normalize_spec
+    spec = normalize_spec(config.folds)
     roles = {"reference": config.reference, "peaks": config.peaks}
-    roles.update({k: p for k, p in (("variants", config.variants), ("folds", config.folds)) if p})
+    roles.update({k: p for k, p in (("variants", config.variants),
+                                    ("folds", spec.get("map") or spec.get("path"))) if p})
     for lib in config.libraries:
         roles[f"library {lib.id} plus"] = lib.plus
         roles[f"library {lib.id} minus"] = lib.minus

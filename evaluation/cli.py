@@ -24,7 +24,7 @@ from clipstore.errors import InputError
 
 
 def _quiet() -> bool:
-    from clipstore.cli import is_quiet
+    from clipstore.cliutil import is_quiet
 
     return is_quiet()
 

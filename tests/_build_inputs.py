@@ -83,7 +83,8 @@ def write_cohort(out: Path, *, seed: int = 0, n_individuals: int = 4, loci_per_c
         lines.append(f"{lib}\t{ind}\t{pl.name}\t{mn.name}")
     (out / "libraries.tsv").write_text("\n".join(lines) + "\n")
     (out / "build.yaml").write_text(yaml.safe_dump(cfg))
-    return {"config": out / "build.yaml", "reference": fa, "plain_reference": plain, "peaks": peaks, "planted": planted,
+    return {"config": out / "build.yaml", "reference": fa, "plain_reference": plain,
+            "peaks": peaks, "planted": planted,
             "samples": samples, "libraries": libs, "dir": out}
 
 

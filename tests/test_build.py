@@ -256,12 +256,13 @@ def test_kill_9_at_random_times_then_rerun_is_bit_identical(cohort, built, tmp_p
     out = str(tmp_path / "random.zarr")
     rng = random.Random(1)
     seen_partial = 0
-    for attempt in range(3):       # 10 shards × 0.2 s: kills land mid-build, some mid-shard
+    for _ in range(3):             # 10 shards × 0.2 s: kills land mid-build, some mid-shard
         before = shards_done(out)
         p = subprocess.Popen(build_process(cohort["config"], out, delay=0.2), cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # start-up time depends on the machine's load: kill once this run has written a shard
-        wait_for(lambda: shards_done(out) > before or p.poll() is not None, 120, "a shard")
+        wait_for(lambda b=before, p=p: shards_done(out) > b or p.poll() is not None, 120,
+                 "a shard")
         time.sleep(rng.uniform(0.0, 0.3))
         p.send_signal(signal.SIGKILL)
         p.wait()

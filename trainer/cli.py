@@ -5,7 +5,7 @@ import json
 
 import click
 
-from clipstore.cli import is_quiet
+from clipstore.cliutil import is_quiet
 from clipstore.errors import InputError
 
 
