@@ -12,7 +12,15 @@ the hom-alt individuals, as an L2 norm, is the QTL's score — once with observe
 individual's libraries averaged, reads per million by default) and once with predicted tracks
 (each individual's own genome from the store, predicted by the model). Reported: Pearson r of
 predicted vs observed scores (overall and per kind), and the share of QTLs predicted as no
-effect (predicted score <= `no_effect_tol`, i.e. identical mean tracks).
+effect.
+
+Only SNPs the model sees are scored: a QTL whose position lies outside the predictor's input
+window (centred in the stored window, `input_slice`) would get pred_l2 = 0 by construction and
+count as "no effect"; such QTLs are left out and counted (`summary["left_out"]`).
+
+"No effect" is defined explicitly: predicted L2 score <= `no_effect_tol` (default 1e-6, in
+predicted counts: the hom-ref and hom-alt mean predicted tracks are identical to float32
+precision). The threshold is a parameter (`--no-effect-tol`) and is recorded in the summary.
 
 No leakage: `predictors` maps fold -> Predictor; a QTL whose locus is on fold 0 is predicted by
 the ensemble (key 0), one on fold k by replicate k only. A single Predictor is used for all.
@@ -107,14 +115,29 @@ def group_effects(tracks: np.ndarray, genotypes: np.ndarray) -> dict[str, float]
             "directionality_change": float(directionality(ma)[0] - directionality(mr)[0])}
 
 
-def summarise(scores: pd.DataFrame, *, no_effect_tol: float = 1e-6) -> dict:
-    """Pearson r of pred_l2 vs obs_l2 (overall and per kind) and share predicted as no effect."""
+NO_EFFECT_TOL = 1e-6
+
+
+def input_slice(window: int, input_length: int) -> slice:
+    """The predictor's input inside a stored sequence window: centred, as the reader cuts it.
+    (To be replaced by clipstore.schema's public input/output slice function.)"""
+    if input_length > window:
+        raise InputError(f"model input of {input_length} bp is longer than the store's window "
+                         f"({window} bp)", hint="use a model with a shorter input")
+    i0 = (int(window) - int(input_length)) // 2
+    return slice(i0, i0 + int(input_length))
+
+
+def summarise(scores: pd.DataFrame, *, no_effect_tol: float = NO_EFFECT_TOL) -> dict:
+    """Pearson r of pred_l2 vs obs_l2 (overall and per kind) and the share predicted as no
+    effect (pred_l2 <= no_effect_tol), over QTLs with both scores."""
     def one(s: pd.DataFrame) -> dict:
         ok = s["obs_l2"].notna() & s["pred_l2"].notna()
         s = s[ok]
         return {"n": int(len(s)), "pearson_r": pearson(s["pred_l2"], s["obs_l2"]),
                 "share_no_effect": float((s["pred_l2"] <= no_effect_tol).mean()) if len(s) else float("nan")}
     out = one(scores)
+    out["no_effect_definition"] = f"pred_l2 <= {no_effect_tol:g}"
     out["by_kind"] = {k: one(g) for k, g in scores.groupby("kind")}
     if "model" in scores:
         out["by_model"] = {k: one(g) for k, g in scores.groupby("model")}
@@ -246,9 +269,8 @@ def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bo
     `predictor.tracks`) from each individual's own genome (the store's two-hot sequence,
     centred input window); `masked` feeds 2 x reference instead."""
     check_predictor(predictor)
-    W = int(root.attrs["clipstore"]["window"])
-    L = int(predictor.input_length)
-    i0 = (W - L) // 2
+    sl = input_slice(store_info(root).window, int(predictor.input_length))
+    i0, L = sl.start, sl.stop - sl.start
     out = {}
     for locus in np.unique(loci):
         if masked:
@@ -282,14 +304,19 @@ def score(located: pd.DataFrame, genotypes: np.ndarray, observed: Mapping[int, n
     return res
 
 
+MODEL_NONE, MODEL_OUTSIDE = "none", "outside_input"
+
+
 def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
                    predictors: Mapping[int, Predictor] | Predictor, *, vcf: str | Path | None = None,
-                   rpm: bool = True, masked: bool = False, no_effect_tol: float = 1e-6,
+                   rpm: bool = True, masked: bool = False, no_effect_tol: float = NO_EFFECT_TOL,
                    storage_options: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Score every QTL with the leakage-free composite of `predictors` (see module doc).
 
-    Returns (per-QTL table with a `model` column, summary from `summarise`). Genotypes come
-    from the store's sequences unless `vcf` is given.
+    Returns (per-QTL table with a `model` column, summary from `summarise` plus `left_out`).
+    Rows with model "none" (no predictor for their fold) or "outside_input" (the SNP is outside
+    that predictor's input window) keep their observed scores but no prediction, and are not in
+    the summary's numbers. Genotypes come from the store's sequences unless `vcf` is given.
     """
     from clipstore import schema
 
@@ -305,23 +332,39 @@ def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
         genotypes = genotypes_from_store(root, located)
     single = not isinstance(predictors, Mapping)
     models = {None: check_predictor(predictors)} if single else dict(predictors)
+    window = store_info(root).window
     out_len = int(root.attrs["clipstore"]["output_length"])
     observed = observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
-    parts = []
     which = np.array([None if single else composite_model(f, models) for f in located["fold"]], object)
-    for key in dict.fromkeys(which.tolist()):
-        m = which == key
-        sub = located[m].reset_index(drop=True)
+    label = np.array(["single" if single else MODEL_NONE if k is None else
+                      "ensemble" if k == 0 else f"replicate_{k}" for k in which], object)
+    for key in dict.fromkeys(which.tolist()):       # SNPs the model never sees are not scored
         if key is None and not single:
-            pred = {}
-        else:
-            pred = predicted_tracks(root, sub["locus"].to_numpy(), models[key], masked=masked)
-        s = score(sub, genotypes[m], observed, pred)
-        s["model"] = "single" if single else ("none" if key is None else
-                                              "ensemble" if key == 0 else f"replicate_{key}")
-        parts.append(s)
+            continue
+        sl = input_slice(window, int(models[key].input_length))
+        off = located["offset"].to_numpy()
+        label[(which == key) & ((off < sl.start) | (off >= sl.stop))] = MODEL_OUTSIDE
+    parts = []
+    for key in dict.fromkeys(which.tolist()):
+        for lab in dict.fromkeys(label[which == key].tolist()):
+            m = (which == key) & (label == lab)
+            sub = located[m].reset_index(drop=True)
+            pred = ({} if lab in (MODEL_NONE, MODEL_OUTSIDE) else
+                    predicted_tracks(root, sub["locus"].to_numpy(), models[key], masked=masked))
+            s = score(sub, genotypes[m], observed, pred)
+            s["model"] = lab
+            parts.append(s)
     scores = pd.concat(parts, ignore_index=True).sort_values(["locus", "pos"]).reset_index(drop=True)
-    return scores, summarise(scores[scores["model"] != "none"], no_effect_tol=no_effect_tol)
+    used = scores[~scores["model"].isin([MODEL_NONE, MODEL_OUTSIDE])]
+    summary = summarise(used, no_effect_tol=no_effect_tol)
+    summary["left_out"] = {
+        "not_in_store": int(len(table) - len(located)),
+        "outside_input": int((scores["model"] == MODEL_OUTSIDE).sum()),
+        "no_model_for_fold": {str(f): int(n) for f, n in
+                              scores.loc[scores["model"] == MODEL_NONE, "fold"].value_counts().sort_index().items()},
+        "no_genotype_groups": int((used["obs_l2"].isna() | used["pred_l2"].isna()).sum()),
+    }
+    return scores, summary
 
 
 def run(url: str, qtls: pd.DataFrame | str | Path, predictors: Mapping[int, Predictor] | Predictor,
@@ -336,7 +379,7 @@ def run(url: str, qtls: pd.DataFrame | str | Path, predictors: Mapping[int, Pred
     o.mkdir(parents=True, exist_ok=True)
     scores.to_csv(o / "qtl_scores.tsv", sep="\t", index=False)
     write_json(o / "qtl_summary.json", summary)
-    used = scores[scores["model"] != "none"]
+    used = scores[~scores["model"].isin([MODEL_NONE, MODEL_OUTSIDE])]
     figures.density_scatter(used["obs_l2"], used["pred_l2"], o / "qtl_scatter",
                             xlabel="observed L2", ylabel="predicted L2", title="QTLs")
     return scores, summary

@@ -110,6 +110,39 @@ def test_masked_inputs_predict_no_effect(qtl_store):
     assert summary["share_no_effect"] == 1.0 and (scores.model == "single").all()
 
 
+def test_only_snps_inside_the_model_input_are_scored(qtl_store):
+    """The window rule: a SNP at the first (or last) base of the predictor's input is scored;
+    one base further out it is left out and counted, never scored as pred_l2 = 0."""
+    url, table = qtl_store
+    root = zarr.open_group(url, mode="r")
+    offs = [int(r.pos) - 1 - int(root["start"][i]) for i, r in enumerate(table.iloc[:40].itertuples())]
+    left = next(i for i, o in enumerate(offs) if W - 2 * o >= 12)     # input can start at o
+    right = next(i for i, o in enumerate(offs) if 2 * o - W + 2 >= 12)  # input can end at o
+    cases = [(left, W - 2 * offs[left], W - 2 * (offs[left] + 1)),
+             (right, 2 * offs[right] - W + 2, 2 * offs[right] - W)]
+    for i, inside, outside in cases:
+        one = table.iloc[[i]]
+        s_in, sum_in = qtl.evaluate_store(url, one, MotifPredictor(inside, 10))
+        assert s_in.model.tolist() == ["single"] and np.isfinite(s_in.pred_l2).all()
+        assert sum_in["left_out"]["outside_input"] == 0 and sum_in["n"] == 1
+        s_out, sum_out = qtl.evaluate_store(url, one, MotifPredictor(outside, 10))
+        assert s_out.model.tolist() == ["outside_input"] and np.isnan(s_out.pred_l2).all()
+        assert np.isfinite(s_out.obs_l2).all()                   # observed side still there
+        assert sum_out["left_out"]["outside_input"] == 1 and sum_out["n"] == 0
+        assert np.isnan(sum_out["share_no_effect"])              # not counted as "no effect"
+
+
+def test_no_effect_threshold_is_a_parameter(qtl_store):
+    url, table = qtl_store
+    scores, s0 = qtl.evaluate_store(url, table, MotifPredictor(L, O))
+    used = scores.dropna(subset=["obs_l2", "pred_l2"])
+    tol = float(np.median(used.pred_l2))
+    _, s1 = qtl.evaluate_store(url, table, MotifPredictor(L, O), no_effect_tol=tol)
+    assert s1["share_no_effect"] == pytest.approx(np.mean(used.pred_l2 <= tol))
+    assert s1["no_effect_definition"] == f"pred_l2 <= {tol:g}"
+    assert s0["no_effect_definition"] == "pred_l2 <= 1e-06"
+
+
 def test_load_qtls_real_table():
     t = qtl.load_qtls(real_data("qtl", "H3K27ac_hQTL_Grubert2015_hg19.vcf"))
     assert len(t) == 2452 and list(t.columns) == list(qtl.QTL_COLUMNS)
