@@ -30,6 +30,21 @@ def _quiet() -> bool:
 
 
 def _load(paths: list[str], rc: bool, batch_size: int = 256):
+    """Model paths -> one Predictor (several = ensemble). `motif[:INPUT[:OUTPUT]]` names the
+    model-free motif baseline (evaluation/baseline.py) and needs no TensorFlow."""
+    from .baseline import from_spec
+    from .predictor import ensemble
+
+    base = [from_spec(p) for p in paths]
+    if all(b is not None for b in base):
+        return base[0] if len(base) == 1 else ensemble(base)
+    if any(b is not None for b in base):
+        raise click.UsageError("an ensemble mixes model files and the motif baseline; give one kind")
+    missing = [p for p in paths if "://" not in p and not Path(p).exists()]
+    if missing:
+        raise InputError("model not found", file=missing[0],
+                         hint="give a .keras file, a run folder, a bucket URL, or "
+                              "`motif[:INPUT[:OUTPUT]]` for the motif baseline")
     from clipstore.tfquiet import import_tensorflow
     import_tensorflow()
     try:
@@ -89,7 +104,10 @@ def crossloci(store, replicate, ensemble, rc, masked, rpm, out) -> None:
     from . import crossloci as cl
 
     table = cl.run(store, _fold_models(replicate, ensemble, rc), out, masked=masked, rpm=rpm)
-    click.echo(table.to_string(index=False))
+    click.echo(table.drop(columns="note").to_string(index=False))
+    for model, note in zip(table["model"], table["note"]):
+        if note:
+            click.echo(f"{model}: {note}", err=True)
 
 
 @evaluate.command()
@@ -104,9 +122,14 @@ def qtl(store, qtls, replicate, ensemble, rc, vcf, no_effect_tol, out) -> None:
     """Initiation QTLs: predicted vs observed L2 genotype-group scores (leakage-free)."""
     from . import qtl as q
 
-    _, summary = q.run(store, qtls, _fold_models(replicate, ensemble, rc), out, vcf=vcf,
-                       no_effect_tol=no_effect_tol)
+    models = _fold_models(replicate, ensemble, rc)
+    _, summary = q.run(store, qtls, models, out, vcf=vcf, no_effect_tol=no_effect_tol)
     click.echo(json.dumps({k: v for k, v in summary.items() if not isinstance(v, dict)}))
+    left = summary["left_out"]
+    if any(v for v in left.values()):
+        click.echo(f"left out: {json.dumps(left)}", err=True)
+    if summary["n"] == 0:
+        raise click.UsageError(q.why_nothing_scored(left, sorted(models)))
 
 
 @evaluate.command()

@@ -15,6 +15,8 @@ Keys returned by `metrics` (NaN where undefined, e.g. a locus with a flat track 
     tss_r_plus/minus     Pearson r of the argmax position on each strand; tss_r = their mean
     quantity_log_r       Pearson r of log1p(quantity) (the paper's text says log10)
     quantity_spearman    Spearman rho of quantity
+    note                 why a metric is NaN when the cause is the predictions themselves
+                         (e.g. every predicted quantity is 0), else ""
 
 `evaluate_store` runs the paper's protocol on a store: replicate k on its validation fold k,
 the ensemble (key 0) on test fold 0, one row per model; `run` does the same and writes the
@@ -138,6 +140,7 @@ def summarise(ex: pd.DataFrame) -> dict[str, float]:
     pq = np.clip(ex["q_pred"].to_numpy(np.float64), 0, None)
     oq = np.clip(ex["q_obs"].to_numpy(np.float64), 0, None)
     return {
+        "note": _note(ex, pq),
         "n": int(len(ex)),
         "profile_r_median": nanstat(np.nanmedian, r),
         "profile_r_mean": nanstat(np.nanmean, r),
@@ -150,6 +153,21 @@ def summarise(ex: pd.DataFrame) -> dict[str, float]:
         "quantity_log_r": pearson(np.log1p(pq), np.log1p(oq)),
         "quantity_spearman": spearman(pq, oq),
     }
+
+
+def _note(ex: pd.DataFrame, pq: np.ndarray) -> str:
+    """Say why correlations are undefined when the model, not the data, makes them so."""
+    notes = []
+    if len(pq) and np.all(pq == 0):
+        notes.append("every predicted quantity is 0 (the model predicts no initiation), so "
+                     "quantity_log_r and quantity_spearman are undefined: check the model "
+                     "(untrained or collapsed?) and its input scale (two-hot, 2 = homozygous)")
+    elif len(pq) > 1 and np.ptp(pq) == 0:
+        notes.append(f"every predicted quantity is the same ({pq[0]:g}), so quantity "
+                     "correlations are undefined")
+    if len(ex) and not np.isfinite(ex["profile_r"].to_numpy(np.float64)).any():
+        notes.append("every predicted or observed profile is flat, so profile_r is undefined")
+    return "; ".join(notes)
 
 
 def metrics(pred_profile: np.ndarray, obs_profile: np.ndarray,
@@ -196,7 +214,8 @@ def evaluate_store(url: str, predictors: Mapping[int, Predictor], *, libraries=N
                 library=b.library, locus=b.locus))
         model = "ensemble" if int(fold) == 0 else f"replicate_{int(fold)}"
         if not parts:
-            rows.append({"model": model, "fold": int(fold), **{k: np.nan for k in METRIC_KEYS}, "n": 0})
+            rows.append({"model": model, "fold": int(fold), **{k: np.nan for k in METRIC_KEYS}, "n": 0,
+                         "note": f"no examples on fold {int(fold)} in this store"})
             continue
         ex = pd.concat(parts, ignore_index=True)
         arrays[model] = ex

@@ -367,6 +367,29 @@ def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
     return scores, summary
 
 
+def why_nothing_scored(left_out: dict, folds_given: list[int]) -> str:
+    """The message for a QTL run that scored nothing: what happened and what to do."""
+    no_model = {int(f): n for f, n in left_out.get("no_model_for_fold", {}).items()}
+    parts = []
+    if no_model:
+        where = ", ".join(f"{n} on fold {f}" for f, n in sorted(no_model.items()))
+        parts.append(f"no QTL was scored: the QTLs in store loci sit on folds with no model "
+                     f"given ({where}; models given for folds {folds_given})")
+        if 0 in no_model:
+            parts.append("fold 0 is the test fold, which only the ensemble may score without "
+                         "leakage: add --ensemble PATH (repeat for each member)")
+        rest = sorted(f for f in no_model if f)
+        if rest:
+            parts.append("add --replicate K=PATH for fold(s) " + ", ".join(map(str, rest)))
+    if left_out.get("outside_input"):
+        parts.append(f"{left_out['outside_input']} QTL(s) lie outside the model's input window "
+                     "(the model never sees them)")
+    if left_out.get("no_genotype_groups"):
+        parts.append(f"{left_out['no_genotype_groups']} QTL(s) lack hom-ref or hom-alt "
+                     "individuals with a library (check genotypes, or pass --vcf)")
+    return "; ".join(parts) or "no QTL was scored"
+
+
 def run(url: str, qtls: pd.DataFrame | str | Path, predictors: Mapping[int, Predictor] | Predictor,
         out_dir: str | Path, **kw) -> tuple[pd.DataFrame, dict]:
     """`evaluate_store` and write qtl_scores.tsv, qtl_summary.json and a KDE-coloured scatter

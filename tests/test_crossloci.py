@@ -126,3 +126,23 @@ def test_example_stats_chunking_is_invisible():
     b = crossloci.example_stats(pred, obs)
     pd.testing.assert_frame_equal(a, b)
     assert crossloci.summarise(a) == crossloci.metrics(pred, obs)
+
+
+class _Zero:
+    """A model that predicts no initiation anywhere (an untrained or collapsed network)."""
+    input_length, output_length = 100, 40
+
+    def __call__(self, x):
+        return np.zeros((len(x), 80), np.float32), np.zeros(len(x), np.float32)
+
+
+def test_all_zero_predictions_are_named_not_a_silent_nan(tmp_path):
+    url = synthetic_store(str(tmp_path / "s.zarr"), n_loci=30, n_individuals=3, replicates=1,
+                          input_length=100, max_jitter=10, output_length=50, shard_loci=16,
+                          variant_rate=1e-2)
+    fold = int(zarr.open_group(url, mode="r")["fold"][0])
+    table = crossloci.evaluate_store(url, {fold: _Zero()})
+    assert np.isnan(table["quantity_log_r"].iloc[0])
+    assert "every predicted quantity is 0" in table["note"].iloc[0]
+    ok = crossloci.evaluate_store(url, {fold: MotifPredictor(100, 40)})
+    assert ok["note"].iloc[0] == ""

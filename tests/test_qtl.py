@@ -132,6 +132,36 @@ def test_only_snps_inside_the_model_input_are_scored(qtl_store):
         assert np.isnan(sum_out["share_no_effect"])              # not counted as "no effect"
 
 
+def _cli(args):
+    """`python -m clipstore ARGS` in a real process: exit codes and messages as a user sees them."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "clipstore", *map(str, args)], capture_output=True,
+                       text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_cli_qtl_with_only_replicates_on_test_fold_loci_says_why(qtl_store, tmp_path):
+    """All QTLs on test-fold loci and only --replicate given: exit 2 naming fold 0 and
+    --ensemble, instead of a silent `n: 0`."""
+    url, table = qtl_store
+    root = zarr.open_group(url, mode="r")
+    fold = root["fold"][:]
+    on0 = [i for i in range(40) if fold[i] == 0]
+    assert on0, "the fixture needs loci on fold 0"
+    path = tmp_path / "q.tsv"
+    table.iloc[on0].to_csv(path, sep="\t", index=False)
+    rc, out = _cli(["-q", "evaluate", "qtl", url, path, "--replicate", f"1=motif:{L}:{O}",
+                    "-o", tmp_path / "o"])
+    assert rc == 2, out
+    assert "fold 0 is the test fold" in out and "--ensemble" in out and f"{len(on0)} on fold 0" in out
+    rc, out = _cli(["-q", "evaluate", "qtl", url, path, "--ensemble", f"motif:{L}:{O}",
+                    "-o", tmp_path / "o"])
+    assert rc == 0, out
+    assert '"n": ' in out and '"n": 0' not in out
+
+
 def test_no_effect_threshold_is_a_parameter(qtl_store):
     url, table = qtl_store
     scores, s0 = qtl.evaluate_store(url, table, MotifPredictor(L, O))
@@ -250,6 +280,13 @@ def test_real_chr22_genotypes_store_equals_vcf(tmp_path):
     from_vcf = qtl.genotypes_from_vcf(inp["vcf"], located, ids)
     assert np.isfinite(from_vcf).all()
     np.testing.assert_array_equal(from_store, from_vcf)
+    L_in = root.attrs["clipstore"]["input_length"]
     scores, summary = qtl.evaluate_store(url, located.drop(columns=["locus", "offset", "fold"]),
-                                         MotifPredictor(root.attrs["clipstore"]["input_length"], 100))
-    assert len(scores) == len(located) and summary["n"] == scores.dropna(subset=["obs_l2"]).shape[0]
+                                         MotifPredictor(L_in, 100))
+    assert len(scores) == len(located)
+    # SNPs in the jitter margins of the stored window are outside the model's input
+    sl = qtl.input_slice(schema.store_info(root).window, L_in)
+    outside = (scores.offset < sl.start) | (scores.offset >= sl.stop)
+    assert outside.any() and (scores.model[outside] == "outside_input").all()
+    assert summary["left_out"]["outside_input"] == int(outside.sum())
+    assert summary["n"] == scores[~outside].dropna(subset=["obs_l2", "pred_l2"]).shape[0] > 0
