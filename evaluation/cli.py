@@ -92,18 +92,35 @@ def evaluate() -> None:
     """Benchmarks: cross-loci accuracy, initiation QTLs, MPRA, subsampling, reports."""
 
 
+_predictions = lambda what: click.option(
+    "--predictions", type=click.Path(exists=True, dir_okay=False),
+    help=f"Predictions from a file instead of models ({what}; layouts in docs/evaluation.md).")
+
+
+def _models_or_file(replicate, ensemble, rc, predictions):
+    if predictions and (replicate or ensemble):
+        raise click.UsageError("give models (--ensemble/--replicate) or --predictions, not both")
+    return predictions if predictions else _fold_models(replicate, ensemble, rc)
+
+
 @evaluate.command()
 @click.argument("store")
 @_with(_fold_opts)
+@_predictions(".npz keyed by locus_id and library_id: profile (N, 2*out) [, quantity, model]")
 @_rc
 @click.option("--masked", is_flag=True, help="Feed the reference genome instead of personal ones.")
 @click.option("--rpm", is_flag=True, help="Compare to reads-per-million tracks.")
 @_out
-def crossloci(store, replicate, ensemble, rc, masked, rpm, out) -> None:
-    """Cross-locus metric suite per model on its held-out fold."""
+def crossloci(store, replicate, ensemble, predictions, rc, masked, rpm, out) -> None:
+    """Cross-locus metric suite per model on its held-out fold.
+
+    Models: MODEL paths (.keras, run folder, bucket URL) or `motif[:INPUT[:OUTPUT]]`, the
+    model-free motif baseline. Or --predictions FILE from any tool."""
     from . import crossloci as cl
 
-    table = cl.run(store, _fold_models(replicate, ensemble, rc), out, masked=masked, rpm=rpm)
+    models = _models_or_file(replicate, ensemble, rc, predictions)
+    kw = {"rpm": rpm} if predictions else {"masked": masked, "rpm": rpm}
+    table = cl.run(store, models, out, **kw)
     click.echo(table.drop(columns="note").to_string(index=False))
     for model, note in zip(table["model"], table["note"]):
         if note:
@@ -112,63 +129,96 @@ def crossloci(store, replicate, ensemble, rc, masked, rpm, out) -> None:
 
 @evaluate.command()
 @click.argument("store")
-@click.argument("qtls", type=click.Path(dir_okay=False))
+@click.argument("qtls", type=click.Path(exists=True, dir_okay=False))
 @_with(_fold_opts)
+@_predictions("TSV/.npz keyed by variant_id: pred_l2 [, pred_log_quantity_change, "
+              "pred_directionality_change, kind]")
 @_rc
-@click.option("--vcf", type=click.Path(dir_okay=False), help="Take genotypes from this VCF.")
-@click.option("--no-effect-tol", default=1e-6, show_default=True, help="Predicted L2 at or below = no effect.")
+@click.option("--vcf", type=click.Path(exists=True, dir_okay=False), help="Take genotypes from this VCF.")
+@click.option("--no-effect-tol", default=1e-6, show_default=True,
+              help="A QTL is predicted as 'no effect' when its predicted L2 score is at or below this.")
 @_out
-def qtl(store, qtls, replicate, ensemble, rc, vcf, no_effect_tol, out) -> None:
-    """Initiation QTLs: predicted vs observed L2 genotype-group scores (leakage-free)."""
+def qtl(store, qtls, replicate, ensemble, predictions, rc, vcf, no_effect_tol, out) -> None:
+    """Initiation QTLs: predicted vs observed L2 genotype-group scores (leakage-free).
+
+    QTLS: the simulator's qtls.tsv or a VCF-like hQTL table (Chr Pos ID Ref Alt Beta ...).
+    Only SNPs inside each model's input window are scored; the rest are counted as left out."""
     from . import qtl as q
 
-    models = _fold_models(replicate, ensemble, rc)
+    models = _models_or_file(replicate, ensemble, rc, predictions)
     _, summary = q.run(store, qtls, models, out, vcf=vcf, no_effect_tol=no_effect_tol)
     click.echo(json.dumps({k: v for k, v in summary.items() if not isinstance(v, dict)}))
     left = summary["left_out"]
     if any(v for v in left.values()):
         click.echo(f"left out: {json.dumps(left)}", err=True)
     if summary["n"] == 0:
-        raise click.UsageError(q.why_nothing_scored(left, sorted(models)))
+        raise click.UsageError(q.why_nothing_scored(left, [] if predictions else sorted(models)))
 
 
-@evaluate.command()
-@click.argument("table", type=click.Path(dir_okay=False))
+def _mpra_help() -> str:
+    from .mpra_tables import format_help
+
+    return format_help()
+
+
+@evaluate.command(epilog="Table layouts (--format, columns in any case): " + _mpra_help())
+@click.argument("table", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["auto", "oligos", "emvar", "allelic", "barcode"]),
+              default="auto", show_default=True, help="Layout of TABLE (see below).")
 @click.option("--model", "model_specs", multiple=True, metavar="NAME=PATH[,PATH...]",
-              help="A model (several paths = ensemble) to predict the constructs; repeatable.")
-@click.option("--effects", type=click.Path(dir_okay=False),
-              help="TSV of precomputed log2(ref/alt) effects: variant_id + one column per model.")
+              help="A model (several paths = ensemble; `motif[:IN[:OUT]]` = motif baseline) to "
+                   "predict the reporters; repeatable.")
+@click.option("--effects", "--predictions", "effects", type=click.Path(exists=True, dir_okay=False),
+              help="Precomputed log2(ref/alt) effects of any tool (TSV/.npz): variant_id + one "
+                   "column per model.")
+@click.option("--fasta", type=click.Path(exists=True, dir_okay=False),
+              help="Reference FASTA to build reporters from coordinates (the 200 bp around each "
+                   "SNP, REF checked) when TABLE has no oligos.")
+@click.option("--oligo-length", default=200, show_default=True, help="Oligo cut around each SNP.")
 @click.option("--test-fold-only", is_flag=True, help="Only variants on test-fold chromosomes.")
 @click.option("--n-boot", default=1000, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @_rc
 @_out
-def mpra(table, model_specs, effects, test_fold_only, n_boot, seed, rc, out) -> None:
+def mpra(table, fmt, model_specs, effects, fasta, oligo_length, test_fold_only, n_boot, seed, rc,
+         out) -> None:
     """MPRA: auPRC of emVars, bootstrap delta auPRC, agreement with observed log2FC."""
     import pandas as pd
 
     from . import mpra as m
+    from . import mpra_tables as mt
+    from .external import align, model_columns, read_table
 
-    t = m.load_table(table)
-    eff: dict = {}
+    if not model_specs and not effects:
+        raise click.UsageError("give --model and/or --effects")
+    specs = []
     for spec in model_specs:
         name, _, paths = spec.partition("=")
         if not name or not paths:
             raise click.BadParameter(f"{spec!r}: expected NAME=PATH[,PATH...]", param_hint="--model")
-        eff[name] = _load(paths.split(","), rc)
+        specs.append((name, paths.split(",")))
+    t = mt.load(table, fmt)
+    if specs and not {"oligo_ref", "oligo_alt"} <= set(t.columns):
+        if not fasta:
+            raise click.UsageError(f"{table} has no oligo sequences: give --fasta to build each "
+                                   "allele's reporter from its coordinates (needs ref and alt "
+                                   "columns), or score another tool's --effects")
+        t, skipped = mt.with_oligos(t, fasta, oligo_length=oligo_length)
+        if any(skipped.values()):
+            click.echo(f"left out building reporters: {skipped}", err=True)
+        if not len(t):
+            raise InputError("no variant of the table could be built into a reporter", file=table)
+    eff: dict = {}
     if effects:
-        e = pd.read_csv(effects, sep="\t", dtype={"variant_id": str}).set_index("variant_id")
-        missing = set(t["variant_id"]) - set(e.index)
-        if missing:
-            raise InputError(f"{len(missing)} variant(s) of the MPRA table have no effect row",
-                             file=effects, record=sorted(missing)[0])
-        for col in e.columns:
-            eff[col] = e.loc[t["variant_id"], col].to_numpy(float)
-    if not eff:
-        raise click.UsageError("give --model and/or --effects")
+        e = align(read_table(effects), t["variant_id"], effects, what="variant of the MPRA table")
+        eff.update(model_columns(e.reset_index(), effects))
+    for name, paths in specs:
+        eff[name] = _load(paths, rc)
     res = m.run(t, eff, out, test_fold_only=test_fold_only, n_boot=n_boot, seed=seed)
     rows = [{"model": k, **{kk: vv for kk, vv in v.items() if kk not in ("precision", "recall")}}
             for k, v in res["models"].items()]
+    click.echo(f"{res['n_variants']} variants: {res['n_emvar']} emVars, "
+               f"{res['n_active_non_emvar']} active non-emVars", err=True)
     click.echo(pd.DataFrame(rows).to_string(index=False))
 
 
@@ -207,11 +257,19 @@ def report(folder, stem, title) -> None:
     click.echo("\n".join(str(p) for p in paths))
 
 
-@click.command()
-@click.argument("snps", type=click.Path(dir_okay=False))
-@click.option("--fasta", required=True, type=click.Path(dir_okay=False), help="Reference FASTA.")
+def _snp_help() -> str:
+    from .score import snp_columns_help
+
+    return snp_columns_help()
+
+
+@click.command(epilog="SNPS: a VCF/BCF (with its ##fileformat line; plain, gzipped or bgzipped) or "
+                      "a tab-separated table with a header, column names in any case - " + _snp_help())
+@click.argument("snps", type=click.Path(exists=True, dir_okay=False))
+@click.option("--fasta", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Reference FASTA (plain or bgzipped, indexed).")
 @click.option("--model", "models", multiple=True, required=True, metavar="PATH",
-              help="Model file; repeat for an ensemble.")
+              help="Model file; repeat for an ensemble; `motif[:IN[:OUT]]` = motif baseline.")
 @_rc
 @click.option("--batch-size", default=128, show_default=True, help="SNPs per batch.")
 @click.option("--rank-by", type=click.Choice(["log2_quantity_ratio", "profile_l2", "strand_balance_change"]),

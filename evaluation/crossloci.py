@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from clipstore.errors import InputError
+
 from .predictor import Predictor, check_predictor
 
 METRIC_KEYS = ("n", "profile_r_median", "profile_r_mean", "js_median", "js_mean",
@@ -224,12 +226,62 @@ def evaluate_store(url: str, predictors: Mapping[int, Predictor], *, libraries=N
     return (table, arrays) if return_arrays else table
 
 
+def evaluate_predictions(url: str, path: str | Path, *, rpm: bool = False,
+                         storage_options: dict | None = None, return_arrays: bool = False):
+    """The metric suite for predictions read from a file (`external.read_tracks` layout), one
+    row per model, against the store's observed tracks for the same (library, locus) pairs.
+
+    Leakage cannot be checked here: the row says which folds the loci are on (`folds`), so the
+    user can see whether a tool was scored on its held-out loci."""
+    from clipstore.reader import StoreDataset
+
+    from .external import read_tracks
+
+    pr = read_tracks(path)
+    ds = StoreDataset.open(url, storage_options=storage_options).with_rpm(rpm)
+    out_len = pr["profile"].shape[1] // 2
+    ids = {s: i for i, s in enumerate(ds.meta.locus_id.tolist())}
+    libs = {s: i for i, s in enumerate(ds.meta.library_id.tolist())}
+    for name, known, keys in (("locus_id", ids, pr["locus_id"]), ("library_id", libs, pr["library_id"])):
+        unknown = sorted(set(keys) - set(known))
+        if unknown:
+            raise InputError(f"{len(unknown)} {name}(s) of the predictions are not in the store",
+                             file=str(path), record=unknown[0], hint=f"the store is {url}")
+    locus = np.array([ids[s] for s in pr["locus_id"]], np.int64)
+    lib = np.array([libs[s] for s in pr["library_id"]], np.int64)
+    part = ds.with_loci(np.unique(locus)).with_libraries(np.unique(lib).tolist()).with_lengths(
+        ds.info.input_length, out_len)
+    row_of = {int(k): i for i, k in enumerate(lib * len(ids) + locus)}
+    if len(row_of) != len(locus):
+        raise InputError("a (library_id, locus_id) pair appears twice in the predictions", file=str(path))
+    obs = np.full(pr["profile"].shape, np.nan)
+    obs_q = np.full(len(locus), np.nan)
+    for b in part.batches(256, shuffle=False):
+        for j, k in enumerate(b.library * len(ids) + b.locus):
+            i = row_of.get(int(k))
+            if i is not None:
+                obs[i], obs_q[i] = b.profile[j], b.quantity[j]
+    rows, arrays = [], {}
+    for model in dict.fromkeys(pr["model"].tolist()):
+        m = pr["model"] == model
+        ex = example_stats(pr["profile"][m], obs[m], pr["quantity"][m], obs_q[m]).assign(
+            library=lib[m], locus=locus[m])
+        arrays[model] = ex
+        folds = ",".join(map(str, sorted(set(ds.meta.fold[locus[m]].tolist()))))
+        rows.append({"model": model, "fold": folds, **summarise(ex)})
+    table = pd.DataFrame(rows)
+    return (table, arrays) if return_arrays else table
+
+
 def run(url: str, predictors: Mapping[int, Predictor], out_dir: str | Path, **kw) -> pd.DataFrame:
-    """`evaluate_store` and write crossloci.csv plus, per model, a KDE-coloured scatter of
+    """`evaluate_store` (or `evaluate_predictions` when `predictors` is a file) and write crossloci.csv plus, per model, a KDE-coloured scatter of
     predicted vs observed quantity (log1p) and the per-example table (crossloci_examples_*.tsv)."""
     from . import figures
 
-    table, arrays = evaluate_store(url, predictors, return_arrays=True, **kw)
+    if isinstance(predictors, (str, Path)):           # a predictions file (external.read_tracks)
+        table, arrays = evaluate_predictions(url, predictors, return_arrays=True, **kw)
+    else:
+        table, arrays = evaluate_store(url, predictors, return_arrays=True, **kw)
     o = Path(out_dir)
     o.mkdir(parents=True, exist_ok=True)
     table.to_csv(o / "crossloci.csv", index=False)

@@ -307,17 +307,8 @@ def score(located: pd.DataFrame, genotypes: np.ndarray, observed: Mapping[int, n
 MODEL_NONE, MODEL_OUTSIDE = "none", "outside_input"
 
 
-def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
-                   predictors: Mapping[int, Predictor] | Predictor, *, vcf: str | Path | None = None,
-                   rpm: bool = True, masked: bool = False, no_effect_tol: float = NO_EFFECT_TOL,
-                   storage_options: dict | None = None) -> tuple[pd.DataFrame, dict]:
-    """Score every QTL with the leakage-free composite of `predictors` (see module doc).
-
-    Returns (per-QTL table with a `model` column, summary from `summarise` plus `left_out`).
-    Rows with model "none" (no predictor for their fold) or "outside_input" (the SNP is outside
-    that predictor's input window) keep their observed scores but no prediction, and are not in
-    the summary's numbers. Genotypes come from the store's sequences unless `vcf` is given.
-    """
+def _observed_side(url, qtls, vcf, storage_options):
+    """(root, table, located QTLs, genotypes): everything but predictions."""
     from clipstore import schema
 
     root = schema.open_store(str(url), storage_options=storage_options)
@@ -330,6 +321,54 @@ def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
         genotypes = genotypes_from_vcf(vcf, located, root["individual_id"][:].tolist())
     else:
         genotypes = genotypes_from_store(root, located)
+    return root, table, located, genotypes
+
+
+def evaluate_predictions(url: str, qtls: pd.DataFrame | str | Path, path: str | Path, *,
+                         vcf: str | Path | None = None, rpm: bool = True,
+                         no_effect_tol: float = NO_EFFECT_TOL, storage_options: dict | None = None
+                         ) -> tuple[pd.DataFrame, dict]:
+    """Observed scores from the store, predicted ones from a file keyed by variant
+    (`external.read_table`: variant_id, pred_l2 [, pred_log_quantity_change,
+    pred_directionality_change] [, kind]). A QTL the file leaves NaN is left out and counted
+    (`left_out["not_predicted"]`); leakage and the input window are the tool's to respect."""
+    from .external import QTL_PRED_COLUMNS, read_table
+
+    root, table, located, genotypes = _observed_side(url, qtls, vcf, storage_options)
+    pred = read_table(path)
+    if "pred_l2" not in pred:
+        raise InputError("QTL predictions need a pred_l2 column", file=str(path),
+                         hint="variant_id, pred_l2 [, pred_log_quantity_change, pred_directionality_change]")
+    keys = ["variant_id", "kind"] if "kind" in pred else ["variant_id"]
+    if pred.duplicated(keys).any():
+        raise InputError(f"{'/'.join(keys)} {pred.loc[pred.duplicated(keys), 'variant_id'].iloc[0]!r} "
+                         "appears twice", file=str(path), hint="add a kind column (ti/di) to tell them apart")
+    out_len = int(store_info(root).output_length)
+    observed = observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
+    scores = score(located, genotypes, observed, {}).drop(columns=["pred_l2"])
+    cols = keys + [c for c in QTL_PRED_COLUMNS if c in pred]
+    scores = scores.merge(pred[cols], on=keys, how="left")
+    scores["model"] = np.where(scores["pred_l2"].notna(), "external", "not_predicted")
+    used = scores[scores["model"] == "external"]
+    summary = summarise(used, no_effect_tol=no_effect_tol)
+    summary["left_out"] = {"not_in_store": int(len(table) - len(located)),
+                           "not_predicted": int((scores["model"] == "not_predicted").sum()),
+                           "no_genotype_groups": int(used["obs_l2"].isna().sum())}
+    return scores.sort_values(["locus", "pos"]).reset_index(drop=True), summary
+
+
+def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
+                   predictors: Mapping[int, Predictor] | Predictor, *, vcf: str | Path | None = None,
+                   rpm: bool = True, masked: bool = False, no_effect_tol: float = NO_EFFECT_TOL,
+                   storage_options: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Score every QTL with the leakage-free composite of `predictors` (see module doc).
+
+    Returns (per-QTL table with a `model` column, summary from `summarise` plus `left_out`).
+    Rows with model "none" (no predictor for their fold) or "outside_input" (the SNP is outside
+    that predictor's input window) keep their observed scores but no prediction, and are not in
+    the summary's numbers. Genotypes come from the store's sequences unless `vcf` is given.
+    """
+    root, table, located, genotypes = _observed_side(url, qtls, vcf, storage_options)
     single = not isinstance(predictors, Mapping)
     models = {None: check_predictor(predictors)} if single else dict(predictors)
     window = store_info(root).window
@@ -397,12 +436,15 @@ def run(url: str, qtls: pd.DataFrame | str | Path, predictors: Mapping[int, Pred
     from . import figures
     from .figures import write_json
 
-    scores, summary = evaluate_store(url, qtls, predictors, **kw)
+    if isinstance(predictors, (str, Path)):           # a predictions file (external.read_table)
+        scores, summary = evaluate_predictions(url, qtls, predictors, **kw)
+    else:
+        scores, summary = evaluate_store(url, qtls, predictors, **kw)
     o = Path(out_dir)
     o.mkdir(parents=True, exist_ok=True)
     scores.to_csv(o / "qtl_scores.tsv", sep="\t", index=False)
     write_json(o / "qtl_summary.json", summary)
-    used = scores[~scores["model"].isin([MODEL_NONE, MODEL_OUTSIDE])]
+    used = scores[~scores["model"].isin([MODEL_NONE, MODEL_OUTSIDE, "not_predicted"])]
     figures.density_scatter(used["obs_l2"], used["pred_l2"], o / "qtl_scatter",
                             xlabel="observed L2", ylabel="predicted L2", title="QTLs")
     return scores, summary
