@@ -22,6 +22,8 @@ import click
 
 from clipstore.errors import InputError
 
+from .layouts import FORMATS as _FORMATS
+
 
 def _quiet() -> bool:
     from clipstore.cli import is_quiet
@@ -54,19 +56,32 @@ def _load(paths: list[str], rc: bool, batch_size: int = 256):
     return load_predictor(paths if len(paths) > 1 else paths[0], rc_average=rc, batch_size=batch_size)
 
 
-def _fold_models(replicates: tuple[str, ...], ensemble: tuple[str, ...], rc: bool) -> dict:
-    """--replicate K=PATH and --ensemble PATH... -> {fold: Predictor} (0 = ensemble)."""
-    models = {}
+def _fold_specs(replicates: tuple[str, ...], ensemble: tuple[str, ...]) -> dict[int, list[str]]:
+    """--replicate K=PATH and --ensemble PATH... -> {fold: paths}, checked before anything loads."""
+    specs: dict[int, list[str]] = {}
     for spec in replicates:
         k, _, path = spec.partition("=")
         if not k.isdigit() or not path or not 1 <= int(k) <= 9:
             raise click.BadParameter(f"{spec!r}: expected K=PATH with K in 1..9", param_hint="--replicate")
-        models[int(k)] = _load([path], rc)
+        specs[int(k)] = [path]
     if ensemble:
-        models[0] = _load(list(ensemble), rc)
-    if not models:
+        specs[0] = list(ensemble)
+    if not specs:
         raise click.UsageError("give --ensemble and/or --replicate K=PATH")
-    return models
+    from .baseline import from_spec
+
+    for paths in specs.values():
+        for p in paths:
+            if from_spec(p) is None and "://" not in p and not Path(p).exists():
+                raise InputError("model not found", file=p,
+                                 hint="give a .keras file, a run folder, a bucket URL, or "
+                                      "`motif[:INPUT[:OUTPUT]]` for the motif baseline")
+    return specs
+
+
+def _fold_models(replicates: tuple[str, ...], ensemble: tuple[str, ...], rc: bool) -> dict:
+    """--replicate K=PATH and --ensemble PATH... -> {fold: Predictor} (0 = ensemble)."""
+    return {k: _load(paths, rc) for k, paths in _fold_specs(replicates, ensemble).items()}
 
 
 _rc = click.option("--rc/--no-rc", default=True, show_default=True,
@@ -97,9 +112,23 @@ _predictions = lambda what: click.option(
     help=f"Predictions from a file instead of models ({what}; layouts in docs/evaluation.md).")
 
 
-def _models_or_file(replicate, ensemble, rc, predictions):
+def _one_source(replicate, ensemble, predictions) -> None:
     if predictions and (replicate or ensemble):
         raise click.UsageError("give models (--ensemble/--replicate) or --predictions, not both")
+
+
+def _check_store(store: str) -> None:
+    """Open the store before any model loads: a wrong path fails in a second, not after
+    TensorFlow has started."""
+    from clipstore import schema
+
+    if "://" not in store and not Path(store).exists():
+        raise InputError("store not found", file=store, hint="build one with `clipstore build`")
+    schema.open_store(store)
+
+
+def _models_or_file(replicate, ensemble, rc, predictions):
+    _one_source(replicate, ensemble, predictions)
     return predictions if predictions else _fold_models(replicate, ensemble, rc)
 
 
@@ -116,9 +145,13 @@ def crossloci(store, replicate, ensemble, predictions, rc, masked, rpm, out) -> 
 
     Models: MODEL paths (.keras, run folder, bucket URL) or `motif[:INPUT[:OUTPUT]]`, the
     model-free motif baseline. Or --predictions FILE from any tool."""
+    _one_source(replicate, ensemble, predictions)
+    if not predictions:
+        _fold_specs(replicate, ensemble)
+    _check_store(store)
+    models = _models_or_file(replicate, ensemble, rc, predictions)
     from . import crossloci as cl
 
-    models = _models_or_file(replicate, ensemble, rc, predictions)
     kw = {"rpm": rpm} if predictions else {"masked": masked, "rpm": rpm}
     table = cl.run(store, models, out, **kw)
     click.echo(table.drop(columns="note").to_string(index=False))
@@ -143,9 +176,13 @@ def qtl(store, qtls, replicate, ensemble, predictions, rc, vcf, no_effect_tol, o
 
     QTLS: the simulator's qtls.tsv or a VCF-like hQTL table (Chr Pos ID Ref Alt Beta ...).
     Only SNPs inside each model's input window are scored; the rest are counted as left out."""
+    _one_source(replicate, ensemble, predictions)
+    if not predictions:
+        _fold_specs(replicate, ensemble)
+    _check_store(store)
+    models = _models_or_file(replicate, ensemble, rc, predictions)
     from . import qtl as q
 
-    models = _models_or_file(replicate, ensemble, rc, predictions)
     _, summary = q.run(store, qtls, models, out, vcf=vcf, no_effect_tol=no_effect_tol)
     click.echo(json.dumps({k: v for k, v in summary.items() if not isinstance(v, dict)}))
     left = summary["left_out"]
@@ -156,14 +193,14 @@ def qtl(store, qtls, replicate, ensemble, predictions, rc, vcf, no_effect_tol, o
 
 
 def _mpra_help() -> str:
-    from .mpra_tables import format_help
+    from .layouts import mpra_format_help
 
-    return format_help()
+    return mpra_format_help()
 
 
 @evaluate.command(epilog="Table layouts (--format, columns in any case): " + _mpra_help())
 @click.argument("table", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["auto", "oligos", "emvar", "allelic", "barcode"]),
+@click.option("--format", "fmt", type=click.Choice(list(_FORMATS)),
               default="auto", show_default=True, help="Layout of TABLE (see below).")
 @click.option("--model", "model_specs", multiple=True, metavar="NAME=PATH[,PATH...]",
               help="A model (several paths = ensemble; `motif[:IN[:OUT]]` = motif baseline) to "
@@ -183,12 +220,6 @@ def _mpra_help() -> str:
 def mpra(table, fmt, model_specs, effects, fasta, oligo_length, test_fold_only, n_boot, seed, rc,
          out) -> None:
     """MPRA: auPRC of emVars, bootstrap delta auPRC, agreement with observed log2FC."""
-    import pandas as pd
-
-    from . import mpra as m
-    from . import mpra_tables as mt
-    from .external import align, model_columns, read_table
-
     if not model_specs and not effects:
         raise click.UsageError("give --model and/or --effects")
     specs = []
@@ -197,6 +228,13 @@ def mpra(table, fmt, model_specs, effects, fasta, oligo_length, test_fold_only, 
         if not name or not paths:
             raise click.BadParameter(f"{spec!r}: expected NAME=PATH[,PATH...]", param_hint="--model")
         specs.append((name, paths.split(",")))
+        _fold_specs((), tuple(paths.split(",")))          # model paths exist (or name a baseline)
+    import pandas as pd
+
+    from . import mpra as m
+    from . import mpra_tables as mt
+    from .external import align, model_columns, read_table
+
     t = mt.load(table, fmt)
     if specs and not {"oligo_ref", "oligo_alt"} <= set(t.columns):
         if not fasta:
@@ -223,7 +261,7 @@ def mpra(table, fmt, model_specs, effects, fasta, oligo_length, test_fold_only, 
 
 
 @evaluate.command()
-@click.argument("runs", type=click.Path(dir_okay=False))
+@click.argument("runs", type=click.Path(exists=True, dir_okay=False))
 @click.option("--metric", required=True, help="Column of RUNS to plot (e.g. auprc).")
 @click.option("--x", "x", default="n_libraries", show_default=True, help="Column with the library count.")
 @click.option("--reference", type=float, help="The reference-trained model's value (dashed line).")
@@ -258,7 +296,7 @@ def report(folder, stem, title) -> None:
 
 
 def _snp_help() -> str:
-    from .score import snp_columns_help
+    from .layouts import snp_columns_help
 
     return snp_columns_help()
 

@@ -36,6 +36,7 @@ from clipstore.encoding import one_hot
 from clipstore.errors import InputError
 
 from .crossloci import directionality
+from .layouts import SNP_COLUMNS, snp_columns_help
 from .predictor import Predictor, check_predictor
 
 log = logging.getLogger(__name__)
@@ -92,18 +93,6 @@ def _read_vcf(path: str) -> pd.DataFrame:
             rows.append((rid, chrom, int(pos), ref, alt.upper()))
     v.close()
     return pd.DataFrame(rows, columns=["variant_id", "chrom", "pos", "ref", "alt"])
-
-
-SNP_COLUMNS = {"chrom": ("chrom", "#chrom", "chr", "chromosome", "contig", "seqnames", "chr_hg19"),
-               "pos": ("pos", "position", "bp", "pos_hg19", "start_1based"),
-               "ref": ("ref", "reference", "ref_allele"),
-               "alt": ("alt", "alternate", "alternative", "alt_allele"),
-               "variant_id": ("variant_id", "id", "rsid", "snp", "snp_id", "name")}
-
-
-def snp_columns_help() -> str:
-    """The column mapping, for --help texts."""
-    return "; ".join(f"{k}: {'/'.join(v)}" for k, v in SNP_COLUMNS.items())
 
 
 def _meta_lines(path: str) -> int:

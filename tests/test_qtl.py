@@ -162,6 +162,33 @@ def test_cli_qtl_with_only_replicates_on_test_fold_loci_says_why(qtl_store, tmp_
     assert '"n": ' in out and '"n": 0' not in out
 
 
+def test_qtl_predictions_from_a_file(qtl_store, tmp_path):
+    """Another tool's pred_l2 per variant (TSV and .npz): the summary equals scoring the same
+    numbers in-process; variants the file leaves NaN are counted as not predicted."""
+    url, table = qtl_store
+    scores, summary = qtl.evaluate_store(url, table, MotifPredictor(L, O))
+    pred = scores[["variant_id", "pred_l2", "pred_log_quantity_change"]].copy()
+    pred.loc[0, "pred_l2"] = np.nan
+    pred.to_csv(tmp_path / "p.tsv", sep="\t", index=False)
+    np.savez(tmp_path / "p.npz", variant_id=pred.variant_id.to_numpy(str), pred_l2=pred.pred_l2.to_numpy())
+    s_file, sum_file = qtl.evaluate_predictions(url, table, tmp_path / "p.tsv")
+    used = scores.iloc[1:].dropna(subset=["obs_l2", "pred_l2"])
+    assert sum_file["n"] == len(used) and sum_file["left_out"]["not_predicted"] == 1
+    assert sum_file["pearson_r"] == pytest.approx(np.corrcoef(used.pred_l2, used.obs_l2)[0, 1])
+    rc, out = _cli(["-q", "evaluate", "qtl", url, _write(table, tmp_path),
+                    "--predictions", tmp_path / "p.npz", "-o", tmp_path / "o"])
+    assert rc == 0, out
+    import json
+    assert json.loads((tmp_path / "o" / "qtl_summary.json").read_text())["pearson_r"] == \
+        pytest.approx(sum_file["pearson_r"])
+
+
+def _write(table, tmp_path):
+    path = tmp_path / "qtls.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    return path
+
+
 def test_no_effect_threshold_is_a_parameter(qtl_store):
     url, table = qtl_store
     scores, s0 = qtl.evaluate_store(url, table, MotifPredictor(L, O))
