@@ -31,10 +31,10 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from clipstore.errors import InputError
 
+from .metrics import directionality, pearson, spearman  # noqa: F401  (names callers import here)
 from .predictor import Predictor, check_predictor
 
 METRIC_KEYS = ("n", "profile_r_median", "profile_r_mean", "js_median", "js_mean",
@@ -69,31 +69,6 @@ def rowwise_js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
         js = np.sqrt(np.clip((kl(p) + kl(q)) / 2, 0, None))
     js[bad] = np.nan
     return js
-
-
-def _correlation(a: np.ndarray, b: np.ndarray, fn) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(fn(a[ok], b[ok])[0])
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r over finite pairs; NaN with fewer than 3 pairs or a constant side."""
-    return _correlation(a, b, stats.pearsonr)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rho over finite pairs; NaN with fewer than 3 pairs or a constant side."""
-    return _correlation(a, b, stats.spearmanr)
-
-
-def directionality(profile: np.ndarray) -> np.ndarray:
-    """log1p(plus-strand sum) - log1p(minus-strand sum) per row."""
-    profile = np.asarray(profile, np.float64)
-    half = profile.shape[1] // 2
-    return np.log1p(profile[:, :half].sum(1)) - np.log1p(profile[:, half:].sum(1))
 
 
 def per_locus(pred_profile: np.ndarray, obs_profile: np.ndarray) -> pd.DataFrame:

@@ -108,7 +108,7 @@ def density_scatter(x: np.ndarray, y: np.ndarray, stem: str | Path, *, xlabel: s
     """Scatter coloured by Gaussian KDE density (dense points on top); r (all points) in the
     title. Big inputs draw a seeded random `max_points` subset and fit the KDE on at most
     `kde_points` of them (KDE cost grows with n x fit points); the CSV lists what is drawn."""
-    from .crossloci import pearson
+    from .metrics import pearson
 
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     ok = np.isfinite(x) & np.isfinite(y)

@@ -174,7 +174,7 @@ def bootstrap_delta(labels: np.ndarray, score_a: np.ndarray, score_b: np.ndarray
 def agreement(effect: np.ndarray, log2fc: np.ndarray, emvar: np.ndarray | None = None) -> dict:
     """Pearson r (all rows) of predicted effect vs observed log2FC; sign mismatches among emVars
     (all rows when `emvar` is None)."""
-    from .crossloci import pearson
+    from .metrics import pearson
 
     e, o = np.asarray(effect, np.float64), np.asarray(log2fc, np.float64)
     sub = np.ones(len(e), bool) if emvar is None else np.asarray(emvar).astype(int) == 1

@@ -39,7 +39,7 @@ import pandas as pd
 from clipstore.errors import InputError
 from clipstore.schema import store_info
 
-from .crossloci import directionality, pearson
+from .metrics import directionality, pearson
 from .predictor import Predictor, check_predictor, predict, tracks
 
 QTL_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt", "locus_id", "kind", "effect")
@@ -237,30 +237,28 @@ def genotypes_from_vcf(vcf: str | Path, located: pd.DataFrame, individuals: list
     return out
 
 
-def observed_tracks(root, loci: np.ndarray, output_length: int, *, rpm: bool = True
-                    ) -> dict[int, np.ndarray]:
+def observed_tracks(url: str, loci: np.ndarray, output_length: int, *, rpm: bool = True,
+                    storage_options: dict | None = None) -> dict[int, np.ndarray]:
     """locus -> (n_individuals, 2*out) mean over each individual's libraries (NaN rows for
-    individuals without a library); centred output window, plus strand then minus."""
-    info = store_info(root)
-    o0 = (info.window - output_length) // 2 - info.signal_offset   # signal-window coordinates
-    if o0 < 0 or o0 + output_length > info.signal_window:
-        raise InputError(f"output length {output_length} is longer than the store's signal "
-                         f"window ({info.signal_window} bp)", hint="use a shorter output length")
-    lib_ind = root["library_individual"][:]
-    total = root["total_counts"][:].astype(np.float64)
-    n_ind = root["individual_id"].shape[0]
-    scale = 1e6 / np.where(total > 0, total, np.inf) if rpm else np.ones_like(total)
-    out = {}
-    for locus in np.unique(loci):
-        sig = np.asarray(root["signal"][:, int(locus), o0:o0 + output_length, :], np.float64)
-        prof = sig.transpose(0, 2, 1).reshape(len(sig), -1) * scale[:, None]
-        t = np.full((n_ind, prof.shape[1]), np.nan)
-        for i in range(n_ind):
-            m = lib_ind == i
-            if m.any():
-                t[i] = prof[m].mean(0)
-        out[int(locus)] = t
-    return out
+    individuals without a library); centred output window, plus strand then minus. Tracks come
+    from the reader (`StoreDataset`), which owns the window geometry and the RPM scaling."""
+    from clipstore.reader import StoreDataset
+
+    ds = StoreDataset.open(url, storage_options=storage_options)
+    if output_length > ds.info.output_length:
+        raise InputError(f"output length {output_length} is longer than the store's "
+                         f"({ds.info.output_length} bp)", hint="use a shorter output length")
+    loci = np.unique(np.asarray(loci, np.int64))
+    lib_ind = ds.meta.library_individual
+    n_ind = ds.meta.n_individuals
+    sums = {int(k): np.zeros((n_ind, 2 * output_length)) for k in loci}
+    count = np.bincount(lib_ind, minlength=n_ind).astype(np.float64)
+    part = ds.with_loci(loci).with_lengths(ds.info.input_length, output_length).with_rpm(rpm)
+    for b in part.batches(256, shuffle=False):
+        for prof, lib, locus in zip(b.profile, b.library, b.locus):
+            sums[int(locus)][lib_ind[lib]] += prof
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {k: np.where(count[:, None] > 0, v / count[:, None], np.nan) for k, v in sums.items()}
 
 
 def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bool = False,
@@ -344,7 +342,8 @@ def evaluate_predictions(url: str, qtls: pd.DataFrame | str | Path, path: str | 
         raise InputError(f"{'/'.join(keys)} {pred.loc[pred.duplicated(keys), 'variant_id'].iloc[0]!r} "
                          "appears twice", file=str(path), hint="add a kind column (ti/di) to tell them apart")
     out_len = int(store_info(root).output_length)
-    observed = observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
+    observed = observed_tracks(url, located["locus"].to_numpy(), out_len, rpm=rpm,
+                               storage_options=storage_options)
     scores = score(located, genotypes, observed, {}).drop(columns=["pred_l2"])
     cols = keys + [c for c in QTL_PRED_COLUMNS if c in pred]
     scores = scores.merge(pred[cols], on=keys, how="left")
@@ -371,9 +370,10 @@ def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
     root, table, located, genotypes = _observed_side(url, qtls, vcf, storage_options)
     single = not isinstance(predictors, Mapping)
     models = {None: check_predictor(predictors)} if single else dict(predictors)
-    window = store_info(root).window
-    out_len = int(root.attrs["clipstore"]["output_length"])
-    observed = observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
+    info = store_info(root)
+    window, out_len = info.window, info.output_length
+    observed = observed_tracks(url, located["locus"].to_numpy(), out_len, rpm=rpm,
+                               storage_options=storage_options)
     which = np.array([None if single else composite_model(f, models) for f in located["fold"]], object)
     label = np.array(["single" if single else MODEL_NONE if k is None else
                       "ensemble" if k == 0 else f"replicate_{k}" for k in which], object)

@@ -35,7 +35,7 @@ import pandas as pd
 from clipstore.encoding import one_hot
 from clipstore.errors import InputError
 
-from .crossloci import directionality
+from .metrics import directionality
 from .layouts import SNP_COLUMNS, snp_columns_help
 from .predictor import Predictor, check_predictor
 
