@@ -423,6 +423,8 @@ def why_nothing_scored(left_out: dict, folds_given: list[int]) -> str:
     if left_out.get("outside_input"):
         parts.append(f"{left_out['outside_input']} QTL(s) lie outside the model's input window "
                      "(the model never sees them)")
+    if left_out.get("not_predicted"):
+        parts.append(f"{left_out['not_predicted']} QTL(s) have no prediction in the file")
     if left_out.get("no_genotype_groups"):
         parts.append(f"{left_out['no_genotype_groups']} QTL(s) lack hom-ref or hom-alt "
                      "individuals with a library (check genotypes, or pass --vcf)")
