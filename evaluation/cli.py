@@ -4,13 +4,17 @@
     clipstore evaluate qtl STORE QTLS.tsv --replicate 1=rep1.keras ... --ensemble ... -o out/
     clipstore evaluate mpra MPRA.tsv --model personal=a.keras,b.keras --model ref=c.keras -o out/
     clipstore evaluate mpra MPRA.tsv --effects effects.tsv -o out/     # any tool's predictions
+    clipstore evaluate mpra emvars.tsv --fasta hg19.fa --model m=motif  # reporters from coordinates
+    clipstore evaluate crossloci STORE --predictions preds.npz          # (layouts: docs/evaluation.md)
+    clipstore evaluate qtl STORE QTLS.tsv --predictions pred_l2.tsv
     clipstore evaluate subsampling runs.csv --metric auprc --reference 0.3 -o out/
     clipstore evaluate report out/                                      # out/report.md + .html
     clipstore score SNPS.vcf.gz --fasta hg38.fa --model m.keras -o ranked.tsv
 
 Models load with `trainer.predict.load_predictor` (several paths = an ensemble, reverse-
 complement averaging on unless --no-rc); a path may be a .keras file, a run folder or a
-bucket URL. Each command writes its numbers (JSON/CSV) and
+bucket URL; `motif[:INPUT[:OUTPUT]]` names the model-free motif baseline. Arguments, files
+and model paths are checked before TensorFlow loads. Each command writes its numbers (JSON/CSV) and
 figures (PNG + SVG + data) into the output folder, ready for `evaluate report`.
 """
 from __future__ import annotations
@@ -42,11 +46,7 @@ def _load(paths: list[str], rc: bool, batch_size: int = 256):
         return base[0] if len(base) == 1 else ensemble(base)
     if any(b is not None for b in base):
         raise click.UsageError("an ensemble mixes model files and the motif baseline; give one kind")
-    missing = [p for p in paths if "://" not in p and not Path(p).exists()]
-    if missing:
-        raise InputError("model not found", file=missing[0],
-                         hint="give a .keras file, a run folder, a bucket URL, or "
-                              "`motif[:INPUT[:OUTPUT]]` for the motif baseline")
+    _check_model_paths(paths)
     from clipstore.tfquiet import import_tensorflow
     import_tensorflow()
     try:
@@ -68,15 +68,20 @@ def _fold_specs(replicates: tuple[str, ...], ensemble: tuple[str, ...]) -> dict[
         specs[0] = list(ensemble)
     if not specs:
         raise click.UsageError("give --ensemble and/or --replicate K=PATH")
+    for paths in specs.values():
+        _check_model_paths(paths)
+    return specs
+
+
+def _check_model_paths(paths: list[str]) -> None:
+    """Every local model path exists (or names a baseline), checked before TensorFlow loads."""
     from .baseline import from_spec
 
-    for paths in specs.values():
-        for p in paths:
-            if from_spec(p) is None and "://" not in p and not Path(p).exists():
-                raise InputError("model not found", file=p,
-                                 hint="give a .keras file, a run folder, a bucket URL, or "
-                                      "`motif[:INPUT[:OUTPUT]]` for the motif baseline")
-    return specs
+    for p in paths:
+        if from_spec(p) is None and "://" not in p and not Path(p).exists():
+            raise InputError("model not found", file=p,
+                             hint="give a .keras file, a run folder, a bucket URL, or "
+                                  "`motif[:INPUT[:OUTPUT]]` for the motif baseline")
 
 
 def _fold_models(replicates: tuple[str, ...], ensemble: tuple[str, ...], rc: bool) -> dict:
@@ -228,7 +233,7 @@ def mpra(table, fmt, model_specs, effects, fasta, oligo_length, test_fold_only, 
         if not name or not paths:
             raise click.BadParameter(f"{spec!r}: expected NAME=PATH[,PATH...]", param_hint="--model")
         specs.append((name, paths.split(",")))
-        _fold_specs((), tuple(paths.split(",")))          # model paths exist (or name a baseline)
+        _check_model_paths(paths.split(","))
     import pandas as pd
 
     from . import mpra as m

@@ -31,6 +31,7 @@ and `mpra.reporter_window` inserts the oligo upstream of minP in pMPRAv3.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from clipstore.errors import InputError
 from .layouts import EMVAR_COLUMNS, FORMATS, TABLE_COLUMNS
 from .layouts import mpra_format_help as format_help
 
+log = logging.getLogger(__name__)
 OLIGO_LENGTH = 200
 
 
@@ -210,9 +212,14 @@ def calls_from_barcodes(t: pd.DataFrame, path: str = "", *, active_fdr: float = 
         f = frame.xs(allele, level="allele").reindex(both)
         d = f[dna].to_numpy().mean(1, keepdims=True)
         act[allele] = np.log2((f[rna].to_numpy() + 1) / (d + 1))
-    return _calls(both.reset_index(drop=True), act["ref"], act["alt"], active_fdr, emvar_fdr,
-                  {"n_barcodes_ref": n_bc.loc[both, "ref"].to_numpy(),
-                   "n_barcodes_alt": n_bc.loc[both, "alt"].to_numpy()})
+    out = _calls(both.reset_index(drop=True), act["ref"], act["alt"], active_fdr, emvar_fdr,
+                 {"n_barcodes_ref": n_bc.loc[both, "ref"].to_numpy(),
+                  "n_barcodes_alt": n_bc.loc[both, "alt"].to_numpy()})
+    out.attrs["skipped"] = {"one_allele_only": int(len(ids) - len(both))}
+    if len(ids) > len(both):
+        log.warning("left out %d variant(s) with barcodes for one allele only (%s)",
+                    len(ids) - len(both), path)
+    return out
 
 
 def with_oligos(table: pd.DataFrame, fasta: str | Path, *, oligo_length: int = OLIGO_LENGTH
