@@ -30,8 +30,8 @@ def test_worked_example_opens_the_doc():
 
 
 def test_worked_example_runs_as_written(tmp_path):
-    real = real_data("qtl").parents[1]                 # .../shared/data/real -> .../shared
-    (tmp_path / "shared").symlink_to(real.parent)
+    shared = real_data("qtl").parents[2]               # .../shared/data/real/qtl -> .../shared
+    (tmp_path / "shared").symlink_to(shared)
     work = tmp_path / "fresh"
     work.mkdir()
     sec = worked_example(DOC.read_text())
