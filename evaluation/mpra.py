@@ -35,13 +35,12 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from clipstore.errors import InputError
 from clipstore.folds import TEST_FOLD, fold_of, load_fold_map
 
 from . import mpra_tables
-from .mpra_tables import TABLE_COLUMNS
+from .mpra_tables import TABLE_COLUMNS  # noqa: F401  (callers use mpra.TABLE_COLUMNS)
 from .predictor import Predictor, check_predictor, encode_haploid, predict
 
 PSEUDO = 1e-6   # keeps log2(ref/alt) finite when a model predicts exactly zero
