@@ -11,7 +11,7 @@
     clipstore evaluate report out/                                      # out/report.md + .html
     clipstore score SNPS.vcf.gz --fasta hg38.fa --model m.keras -o ranked.tsv
 
-Models load with `trainer.predict.load_predictor` (several paths = an ensemble, reverse-
+Models load through the installed model loader (`evaluation.predictor.load_model`; several paths = an ensemble, reverse-
 complement averaging on unless --no-rc); a path may be a .keras file, a run folder or a
 bucket URL; `motif[:INPUT[:OUTPUT]]` names the model-free motif baseline. Arguments, files
 and model paths are checked before TensorFlow loads. Each command writes its numbers (JSON/CSV) and
@@ -49,11 +49,9 @@ def _load(paths: list[str], rc: bool, batch_size: int = 256):
     _check_model_paths(paths)
     from clipstore.tfquiet import import_tensorflow
     import_tensorflow()
-    try:
-        from trainer.predict import load_predictor
-    except ImportError as e:
-        raise click.ClickException(f"loading models needs trainer.predict ({e})")
-    return load_predictor(paths if len(paths) > 1 else paths[0], rc_average=rc, batch_size=batch_size)
+    from .predictor import load_model
+
+    return load_model(paths if len(paths) > 1 else paths[0], rc_average=rc, batch_size=batch_size)
 
 
 def _fold_specs(replicates: tuple[str, ...], ensemble: tuple[str, ...]) -> dict[int, list[str]]:
