@@ -16,7 +16,10 @@ from clipstore.errors import InputError
                    "--set subsample.n=10 (repeatable).")
 @click.option("--store", default=None, help="Override the config's store path/URL.")
 @click.option("-o", "--output", default=None, help="Override the config's output folder/URL.")
-def train(config, sets, store, output):
+@click.option("--fresh", is_flag=True,
+              help="Discard the output folder's checkpoint (e.g. a damaged one) and train again "
+                   "from epoch 0.")
+def train(config, sets, store, output, fresh):
     """Train the model(s) a CONFIG (YAML) describes: one replicate, a 9-fold ensemble
     (ensemble: all), a subsampling grid (subsample: {n: [5, 10], draws: 5}), masked or
     fine-tuning runs. Rerun the same command to resume a killed run from its last epoch.
@@ -36,7 +39,7 @@ def train(config, sets, store, output):
         if isinstance(overrides.get(key), str):
             overrides[key] = _cwd_path(overrides[key])
     cfg = load_train_config(config, **overrides)
-    results = train_all(cfg, quiet=is_quiet())
+    results = train_all(cfg, quiet=is_quiet(), fresh=fresh)
     for r in results:
         click.echo(json.dumps({"model": r.model_path, "manifest": r.manifest_path,
                                "epochs": r.epochs_run, "best_epoch": r.best_epoch,

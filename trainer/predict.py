@@ -12,7 +12,6 @@ plus and minus swapped), and averaging removes strand-orientation noise. Models 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -20,43 +19,7 @@ import numpy as np
 
 from clipstore.errors import InputError
 
-from .storage import is_url
-
-
-def fetch_model(path: str, storage_options: dict | None = None) -> str:
-    """A local path for a model file or run folder (bucket URLs are downloaded once)."""
-    path = str(path)
-    if is_url(path):
-        import fsspec
-
-        fs, p = fsspec.core.url_to_fs(path, **(storage_options or {}))
-        if not p.endswith(".keras"):
-            p = f"{p.rstrip('/')}/model.keras"
-        local = os.path.join(tempfile.mkdtemp(prefix="clipstore-model-"), "model.keras")
-        if not fs.exists(p):
-            raise InputError("model not found", file=path)
-        fs.get_file(p, local)
-        return local
-    p = Path(path.removeprefix("file://"))
-    if p.is_dir():
-        p = p / "model.keras"
-    if not p.exists():
-        raise InputError("model not found", file=str(p),
-                         hint="give a .keras file or a run folder holding model.keras")
-    return str(p)
-
-
-def fetch_text(path: str, storage_options: dict | None = None) -> str:
-    """Text of a local file or bucket object (manifests, experiment indexes)."""
-    if is_url(path):
-        import fsspec
-
-        with fsspec.open(path, "rt", **(storage_options or {})) as fh:
-            return fh.read()
-    try:
-        return Path(path.removeprefix("file://")).read_text()
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
+from .storage import experiment_models, fetch_model, fetch_text, is_url  # noqa: F401
 
 
 def flip_profile(profile: np.ndarray) -> np.ndarray:
@@ -147,8 +110,6 @@ def _expand_experiment(path: str) -> list[str]:
     p = Path(path)
     if not is_url(path) and p.is_dir() and not (p / "model.keras").exists() and (
             p / "experiment.json").exists():
-        from .train import experiment_models
-
         return experiment_models(path)
     return [path]
 
