@@ -11,6 +11,7 @@ plus and minus swapped), and averaging removes strand-orientation noise. Models 
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +21,8 @@ import numpy as np
 from clipstore.errors import InputError
 
 from .storage import experiment_models, fetch_model, fetch_text, is_url  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 
 def flip_profile(profile: np.ndarray) -> np.ndarray:
@@ -217,16 +220,31 @@ def read_fasta(path: str) -> list[tuple[str, str]]:
 
 
 def encode_sequences(records: list[tuple[str, str]], input_length: int, *,
-                     encoding: str = "iupac", source: str = "<fasta>"
+                     encoding: str = "iupac", source: str = "<fasta>", crop: bool = False
                      ) -> tuple[list[str], np.ndarray]:
-    """Two-hot arrays for FASTA records, centre-cropped to `input_length`.
+    """Two-hot arrays for FASTA records of the model's input length.
+
+    Records longer than `input_length` are an error unless `crop` (then their centre is used,
+    and a warning says how many were cropped): a silent crop would predict another sequence
+    than the one the user gave.
 
     encoding "iupac": one record per sequence, ambiguity codes are heterozygous sites (A = 2 x A).
     encoding "haplotypes": consecutive record pairs are the two haplotypes of one sequence.
     """
     from clipstore.encoding import two_hot, two_hot_iupac
 
-    def crop(name: str, s: str) -> str:
+    longer = [(n, len(s)) for n, s in records if len(s) > input_length]
+    if longer and not crop:
+        n0, l0 = longer[0]
+        raise InputError(f"{len(longer)} of {len(records)} record(s) are longer than the model's "
+                         f"{input_length} bp input (first: {n0}, {l0} bp)", file=source,
+                         record=n0, hint=f"pass --crop (crop=True) to predict the centre "
+                                         f"{input_length} bp of each, or trim the records")
+    if longer:
+        log.warning("%s: cropped %d of %d record(s) to their centre %d bp (the model's input)",
+                    source, len(longer), len(records), input_length)
+
+    def centre(name: str, s: str) -> str:
         if len(s) < input_length:
             raise InputError(f"sequence is {len(s)} bp, the model needs {input_length}",
                              file=source, record=name)
@@ -235,7 +253,7 @@ def encode_sequences(records: list[tuple[str, str]], input_length: int, *,
 
     if encoding == "iupac":
         names = [n for n, _ in records]
-        x = np.stack([two_hot_iupac(crop(n, s)) for n, s in records])
+        x = np.stack([two_hot_iupac(centre(n, s)) for n, s in records])
     elif encoding == "haplotypes":
         if len(records) % 2:
             raise InputError("haplotype FASTA needs an even number of records (pairs)",
@@ -245,7 +263,7 @@ def encode_sequences(records: list[tuple[str, str]], input_length: int, *,
             if len(s1) != len(s2):
                 raise InputError("the two haplotypes differ in length", file=source, record=n1)
             names.append(n1)
-            xs.append(two_hot(crop(n1, s1), crop(n2, s2)))
+            xs.append(two_hot(centre(n1, s1), centre(n2, s2)))
         x = np.stack(xs)
     else:
         raise InputError(f"encoding must be iupac or haplotypes, got {encoding!r}")

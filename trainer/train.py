@@ -28,12 +28,13 @@ import numpy as np
 
 from clipstore.errors import InputError
 
-from . import checkpoint
+from . import checkpoint, progress
 from .checkpoint import LAST, STATE
 from .config import TrainConfig
 from .distribute import (MODEL, epoch_seed, get_strategy, is_chief, multi_worker_workarounds,
                          pool_loci_for, scratch, steps_per_epoch, tf_data, worker_of)
 from .manifest import MANIFEST, build_manifest, write_manifest
+from .progress import sayer
 from .storage import EXPERIMENT, RunDir, atomic_write_text, experiment_models, is_url
 
 __all__ = ["TrainResult", "train", "train_all", "expand", "experiment_models", "select",
@@ -98,7 +99,12 @@ def train_all(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> l
     `fresh` discards every run's checkpoint first (a damaged or unwanted earlier run).
     """
     runs = expand(cfg)
-    results = [train(run, quiet=quiet, fresh=fresh) for _, run in runs]
+    say = sayer(quiet)
+    results = []
+    for k, (rel, run) in enumerate(runs, start=1):
+        if len(runs) > 1:
+            say(f"model {k}/{len(runs)}: {rel} (replicate {run.replicate})")
+        results.append(train(run, quiet=quiet, fresh=fresh))
     if len(runs) > 1 and is_chief():
         index = {"kind": "clipstore.trainer.experiment", "config": cfg.to_dict(),
                  "runs": [{"name": rel, "replicate": run.replicate, "subsample": run.subsample,
@@ -245,12 +251,19 @@ def train(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> Train
     run = RunDir(cfg.output if chief else scratch(cfg, worker), cfg.storage_options)
     if fresh:
         checkpoint.discard(run)
-    state = checkpoint.load_state(run, cfg, say=_sayer(quiet))
+    say = sayer(quiet)
+    state = checkpoint.load_state(run, cfg, say=say)
     if state is not None and state.get("finished") and (
             state.get("stopped_early") or state["epoch"] + 1 >= cfg.max_epochs):
+        say(f"{run.public('')}: finished at epoch {state['epoch'] + 1}; nothing to train")
         return _result(run, state, resumed_from=None)
 
+    say(f"opening the store {cfg.store}")
     train_ds, val_ds, selection = select(cfg)
+    say(f"replicate {cfg.replicate}: {selection['train_examples']:,} training and "
+        f"{selection['validation_examples']:,} validation examples "
+        f"({selection['n_libraries']} libraries, {selection['input_length']} bp in, "
+        f"{selection['output_length']} bp out)")
     previous = keras.mixed_precision.global_policy()
     mixed = _use_mixed_precision(cfg)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
@@ -264,10 +277,15 @@ def train(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> Train
         if state is None and not cfg.fine_tune_from:
             scale = selection["quantity_scale"] = quantity_scale(cfg, train_ds)
         with strategy.scope():
+            say(f"loading the checkpoint of epoch {state['epoch'] + 1} ({run.public(LAST)})"
+                if state is not None else
+                f"loading {cfg.fine_tune_from} to fine-tune" if cfg.fine_tune_from else
+                f"building the model ({cfg.model if isinstance(cfg.model, str) else 'custom'})")
             model = _build_or_load(cfg, train_ds.input_length, train_ds.output_length, state, run,
                                    scale)
+            say(f"model: {model.count_params():,} parameters")
         result = _fit(cfg, model, run, state, train_ds, val_ds, selection, strategy, n_workers,
-                      chief, mixed, quiet)
+                      chief, mixed, say)
         if not chief:   # point at the chief's files, not this worker's scratch copy
             result.model_path, result.manifest_path = (_join(cfg.output, MODEL),
                                                        _join(cfg.output, MANIFEST))
@@ -280,7 +298,7 @@ def train(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> Train
 
 
 def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, n_workers,
-         chief, mixed, quiet) -> TrainResult:
+         chief, mixed, say) -> TrainResult:
     import keras
 
     start = 0 if state is None else state["epoch"] + 1
@@ -306,7 +324,8 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
                 per_replica, drop_remainder=True, pool_loci=pool_loci)}
             for i in range(n_workers)]
     (run.local / "checkpoint").mkdir(parents=True, exist_ok=True)
-    callbacks = [keras.callbacks.CSVLogger(str(run.local / "log.csv"), append=True)]
+    callbacks = [keras.callbacks.CSVLogger(str(run.local / "log.csv"), append=True),
+                 progress.callback(say, cfg.max_epochs, steps)]
     if cfg.tensorboard and _have_tensorboard():
         callbacks.append(keras.callbacks.TensorBoard(str(run.local / "tensorboard"),
                                                      write_graph=False, profile_batch=0))
@@ -322,7 +341,7 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
         with strategy.scope():
             h = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
                           validation_data=val, validation_steps=vsteps, callbacks=callbacks,
-                          shuffle=False, verbose=0 if quiet else 2)
+                          shuffle=False, verbose=0)
         seconds += time.perf_counter() - t0
         logs = {k: float(v[-1]) for k, v in h.history.items()}
         logs["learning_rate"] = float(_lr(cfg, epoch))
@@ -348,6 +367,8 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
         if chief:
             run.sync()
         if stopped_early:
+            say(f"stopped early: no better validation loss for {wait} epochs "
+                f"(best {best:.4g} at epoch {best_epoch + 1})")
             break
     if state is None:
         raise InputError(f"nothing to train: max_epochs={cfg.max_epochs}")
@@ -367,16 +388,6 @@ def _save(model, path: Path) -> None:
     tmp = path.with_name(path.stem + ".tmp.keras")
     model.save(str(tmp))
     os.replace(tmp, path)
-
-
-def _sayer(quiet: bool):
-    """Progress lines on stderr (what the run is doing now), unless quiet."""
-    import sys
-
-    def say(msg: str) -> None:
-        if not quiet:
-            print(f"train: {msg}", file=sys.stderr, flush=True)
-    return say
 
 
 def _metrics(state: dict, steps: int, cfg: TrainConfig, selection: dict) -> dict:
