@@ -89,32 +89,45 @@ class Predictor:
 def load_predictor(paths: str | Sequence[str], rc_average: bool = True, batch_size: int = 256,
                    storage_options: dict | None = None) -> Predictor:
     """A Predictor from one model (file or run folder) or a list of them (ensemble mean); an
-    experiment folder written by `train_all` (e.g. a 9-fold ensemble) means all its models."""
-    import keras
-
+    experiment folder written by `train_all` (e.g. a 9-fold ensemble) means all its models, and
+    a folder of CLIPNET's released `fold_<k>.h5` files the released fold ensemble."""
     import trainer.losses  # noqa: F401  (registers the loss classes saved with the models)
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [str(paths)]
     paths = [m for p in paths for m in _expand_experiment(str(p))]
-    models = []
-    for p in paths:
-        local = fetch_model(str(p), storage_options)
-        try:
-            models.append(keras.saving.load_model(local, safe_mode=True, compile=False))
-        except (ValueError, OSError) as e:
-            raise InputError(f"cannot load model safely ({e})", file=str(p)) from None
+    models = [load_model(str(p), storage_options) for p in paths]
     return Predictor(models, rc_average=rc_average, batch_size=batch_size,
                      paths=[str(p) for p in paths])
 
 
+def load_model(path: str, storage_options: dict | None = None):
+    """One model, loaded without running code from the file: a `.keras` file or run folder
+    (Keras safe_mode), or a released CLIPNET `.h5` (weights copied into our architecture)."""
+    import keras
+
+    from .released import is_h5, load_h5
+
+    local = fetch_model(path, storage_options)
+    if is_h5(local):
+        return load_h5(local)
+    try:
+        return keras.saving.load_model(local, safe_mode=True, compile=False)
+    except (ValueError, OSError) as e:
+        raise InputError(f"cannot load model safely ({e})", file=str(path)) from None
+
+
 def _expand_experiment(path: str) -> list[str]:
-    """A local experiment folder (experiment.json, no model.keras) means all its models."""
+    """A local experiment folder (experiment.json, no model.keras) means all its models; a local
+    folder of CLIPNET's `fold_<k>.h5` files means the fold ensemble."""
+    from .released import fold_files
+
     p = Path(path)
-    if not is_url(path) and p.is_dir() and not (p / "model.keras").exists() and (
-            p / "experiment.json").exists():
+    if is_url(path) or not p.is_dir() or (p / "model.keras").exists():
+        return [path]
+    if (p / "experiment.json").exists():
         return experiment_models(path)
-    return [path]
+    return fold_files(p) or [path]
 
 
 # ---- stores -----------------------------------------------------------------------------------

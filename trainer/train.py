@@ -204,18 +204,15 @@ def quantity_scale(cfg: TrainConfig, train_ds) -> float:
 
 def _build_or_load(cfg: TrainConfig, in_len: int, out_len: int, state: dict | None, run: RunDir,
                    scale: float = 1.0):
-    import keras
-
     from . import losses  # noqa: F401  (registers the saved loss classes)
     from .model import build_model, size_kwargs
 
     if state is not None:
         return checkpoint.load_model(run, state)
     if cfg.fine_tune_from:
-        from .storage import fetch_model
+        from .predict import load_model
 
-        model = keras.saving.load_model(fetch_model(cfg.fine_tune_from, cfg.storage_options),
-                                        safe_mode=True, compile=False)
+        model = load_model(cfg.fine_tune_from, cfg.storage_options)   # .keras, or CLIPNET's .h5
         want = (in_len, 4)
         if tuple(model.input_shape[1:]) != want or model.output["profile"].shape[-1] != 2 * out_len:
             raise InputError(f"model to fine-tune takes {model.input_shape[1:]} -> "
