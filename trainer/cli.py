@@ -88,7 +88,10 @@ def predict(models, store, bed, fasta, encoding, crop, masked, individuals, no_r
     from .predict import (encode_sequences, load_predictor, predict_arrays, predict_store,
                           read_fasta, save_predictions, sequences_from_bed)
 
+    say = (lambda msg: None) if is_quiet() else (lambda msg: click.echo(msg, err=True))
+    say(f"loading {', '.join(models)} ...")
     pred = load_predictor(list(models), rc_average=not no_rc, batch_size=batch_size)
+    say(f"{pred!r}; predicting ...")
     if store:
         ds = predict_store(pred, store, masked=masked,
                            individuals=list(individuals) or None, batch_size=batch_size)
