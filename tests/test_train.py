@@ -133,7 +133,7 @@ def test_killed_run_resumes_with_the_same_command_bit_for_bit(lstore, tmp_path):
     assert final["finished"] and len(final["history"]["loss"]) == 5
     rows = (tmp_path / "m/log.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows][-(5 - done - 1):] == list(range(done + 1, 5))
-    r_out, r_err = ref.communicate(timeout=300)
+    _, r_err = ref.communicate(timeout=300)
     assert ref.returncode == 0, r_err[-3000:]
     uninterrupted = json.loads((tmp_path / "ref/checkpoint/state.json").read_text())
     assert final["history"] == uninterrupted["history"]          # every loss, bit for bit

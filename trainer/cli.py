@@ -63,7 +63,8 @@ def _cwd_path(p: str) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("models", nargs=-1, required=True)
 @click.option("--store", default=None, help="Predict every (individual, locus) of this store.")
-@click.option("--bed", default=None, help="BED of intervals (windows centred on each); needs --fasta.")
+@click.option("--bed", default=None,
+              help="BED of intervals (windows centred on each); needs --fasta.")
 @click.option("--fasta", default=None,
               help="Reference FASTA (with --bed), or a FASTA of sequences to predict.")
 @click.option("--encoding", type=click.Choice(["iupac", "haplotypes"]), default="iupac",

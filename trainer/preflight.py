@@ -6,8 +6,8 @@ after that wait. Only local paths are checked here (bucket URLs are checked when
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from clipstore.errors import InputError
 

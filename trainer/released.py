@@ -86,7 +86,8 @@ def _layer_configs(config: dict) -> list[dict]:
 def architecture(path: str) -> tuple[dict[str, Any], list[tuple[str, str, list[np.ndarray]]]]:
     """(build_model keyword arguments, [(kind, layer name, weights)]) of a Keras 2 h5 model."""
     config, layers = _read(path)
-    by_name = {lc.get("config", {}).get("name", lc.get("name")): lc for lc in _layer_configs(config)}
+    by_name = {lc.get("config", {}).get("name", lc.get("name")): lc
+               for lc in _layer_configs(config)}
     shape = None
     for lc in by_name.values():
         if lc.get("class_name") == "InputLayer":

@@ -37,8 +37,8 @@ from .manifest import MANIFEST, build_manifest, write_manifest
 from .progress import sayer
 from .storage import EXPERIMENT, RunDir, atomic_write_text, experiment_models, is_url
 
-__all__ = ["TrainResult", "train", "train_all", "expand", "experiment_models", "select",
-           "epoch_seed", "subsample_seed", "quantity_scale", "LAST", "STATE", "MODEL"]
+__all__ = ["LAST", "MODEL", "STATE", "TrainResult", "epoch_seed", "expand", "experiment_models",
+           "quantity_scale", "select", "subsample_seed", "train", "train_all"]
 
 log = logging.getLogger(__name__)
 
