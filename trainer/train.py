@@ -243,8 +243,6 @@ def train(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> Train
     chief = worker == 0
     # non-chief workers write their (identical) files to a scratch folder, seeded with the
     # chief's checkpoint so every worker resumes at the same epoch from the same weights
-    if fresh and chief:
-        checkpoint.discard(RunDir(cfg.output, cfg.storage_options))
     run = RunDir(cfg.output if chief else scratch(cfg, worker), cfg.storage_options)
     if fresh:
         checkpoint.discard(run)
