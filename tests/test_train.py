@@ -200,7 +200,7 @@ def test_no_validation_loci_is_a_clear_error(tmp_path):
     missing = [k for k in range(1, 10) if k not in set(folds.tolist())]
     if not missing:
         pytest.skip("every fold has loci in this draw")
-    with pytest.raises(InputError, match="no validation examples"):
+    with pytest.raises(InputError, match="clipstore folds"):
         train(tiny_config(url, str(tmp_path / "m"), replicate=missing[0]))
 
 

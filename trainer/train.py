@@ -152,8 +152,12 @@ def select(cfg: TrainConfig):
     val_ds = ds.with_split(cfg.replicate, "validation").with_rpm(cfg.rpm)
     for part, d in (("training", train_ds), ("validation", val_ds)):
         if d.n_examples == 0:
+            from clipstore.refold import check_split   # names the fold scheme that would work
+            check_split(cfg.store, cfg.replicate,
+                        storage_options=cfg.storage_options if is_url(cfg.store) else None)
             raise InputError(f"no {part} examples for replicate {cfg.replicate}", file=cfg.store,
-                             hint="each of folds 1..9 needs loci; pick another replicate")
+                             hint="its folds hold loci, so the library selection (libraries, "
+                                  "subsample) left none")
     lib_ids = [str(s) for s in ds.meta.library_id[ds.libraries].tolist()]
     selection = {"libraries": lib_ids, "n_libraries": len(lib_ids),
                  "replicate": cfg.replicate, "masked": cfg.masked,
