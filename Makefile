@@ -21,6 +21,11 @@ $(VENV)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@# Test fixtures for released CLIPNET models (tests/test_released.py): Keras 2 and clipnet 0.2.3's
+	@# own architecture code. --no-deps: tf_keras would pull `tensorflow` beside tensorflow-cpu, and
+	@# clipnet pins TF < 2.15 and numpy < 2; the fixture needs neither. Extras can't say --no-deps.
+	@if [[ ",$(EXTRAS)," == *,test,* ]] && tfv=$$($(PY) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])' 2>/dev/null); then \
+	  $(PY) -m pip install -q --no-deps "tf_keras~=$$tfv.0" "clipnet==0.2.3"; fi
 	@touch $@
 
 venv: $(VENV)/.installed-$(subst ,,$(EXTRAS))
