@@ -141,3 +141,20 @@ def test_kill_before_the_model_rename_keeps_the_old_pair(lstore, finished, tmp_p
     r = train(_cfg(lstore, out, max_epochs=3))
     assert r.resumed_from == 2 and r.epochs_run == 3
     assert not st.with_name("state.json.tmp").exists()
+
+
+def test_refolded_store_refuses_the_old_checkpoint(lstore, tmp_path):
+    """`clipstore folds` after training: the run's validation loci changed, so neither resuming
+    nor reporting the run as finished may reuse the old checkpoint; --fresh trains anew."""
+    from clipstore.refold import refold
+    from trainer.train import train
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(lstore, store)
+    out = tmp_path / "m"
+    train(_cfg(str(store), out, max_epochs=2))
+    refold(str(store), {"scheme": "blocks", "block_size": 20_000, "seed": 7})
+    with pytest.raises(InputError, match="selection changed") as e:
+        train(_cfg(str(store), out, max_epochs=2))
+    assert "--fresh" in e.value.message() and "state.json" in e.value.message()
+    assert train(_cfg(str(store), out, max_epochs=2), fresh=True).resumed_from == 0

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clipstore.errors import InputError
 
 from .config import TrainConfig
@@ -64,6 +66,26 @@ def check_same_run(saved: dict, cfg: TrainConfig, where: str) -> None:
         raise InputError(f"this folder holds a run with a different configuration ({diff})",
                          file=where, hint="use a new output folder, or rerun with --fresh to "
                                           "discard it and start again")
+
+
+def data_digest(train_loci, validation_loci, libraries: list[str]) -> str:
+    """What a run trains and validates on (locus indices and library ids), as one hash."""
+    h = hashlib.sha256()
+    for part in (train_loci, validation_loci):
+        h.update(np.asarray(part, np.int64).tobytes() + b"|")
+    h.update("\t".join(libraries).encode())
+    return h.hexdigest()
+
+
+def check_same_data(state: dict, digest: str, where: str) -> None:
+    """Refuse to resume (or call finished) a run whose training or validation loci changed
+    since its checkpoint: `clipstore folds` re-chose the folds, or the store was rebuilt."""
+    saved = state.get("data_digest")
+    if saved is not None and saved != digest:
+        raise InputError("the store's training/validation selection changed since this "
+                         "checkpoint (folds re-chosen, or the store rebuilt)", file=where,
+                         hint="rerun with --fresh to train on the current folds, or use a new "
+                              "output folder")
 
 
 def _read_state(path: Path, public: str) -> dict:

@@ -167,6 +167,7 @@ def select(cfg: TrainConfig):
                  "validation_examples": int(val_ds.n_examples),
                  "input_length": ds.input_length, "output_length": ds.output_length,
                  "jitter": train_ds.jitter, "rc": cfg.rc, "rpm": cfg.rpm}
+    selection["data_digest"] = checkpoint.data_digest(train_ds.loci, val_ds.loci, lib_ids)
     return train_ds, val_ds, selection
 
 
@@ -252,13 +253,14 @@ def train(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> Train
         checkpoint.discard(run)
     say = sayer(quiet)
     state = checkpoint.load_state(run, cfg, say=say)
+    say(f"opening the store {cfg.store}")
+    train_ds, val_ds, selection = select(cfg)
+    if state is not None:   # folds re-chosen or the store rebuilt since: the checkpoint is stale
+        checkpoint.check_same_data(state, selection["data_digest"], run.public(STATE))
     if state is not None and state.get("finished") and (
             state.get("stopped_early") or state["epoch"] + 1 >= cfg.max_epochs):
         say(f"{run.public('')}: finished at epoch {state['epoch'] + 1}; nothing to train")
         return _result(run, state, resumed_from=None)
-
-    say(f"opening the store {cfg.store}")
-    train_ds, val_ds, selection = select(cfg)
     say(f"replicate {cfg.replicate}: {selection['train_examples']:,} training and "
         f"{selection['validation_examples']:,} validation examples "
         f"({selection['n_libraries']} libraries, {selection['input_length']} bp in, "
@@ -359,7 +361,8 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
         finished = stopped_early or epoch + 1 >= cfg.max_epochs
         state = {"epoch": epoch, "best": best, "best_epoch": best_epoch, "wait": wait,
                  "history": history, "finished": finished, "stopped_early": stopped_early,
-                 "train_seconds": seconds, "config": cfg.to_dict()}
+                 "train_seconds": seconds, "config": cfg.to_dict(),
+                 "data_digest": selection["data_digest"]}
         metrics = _metrics(state, steps, cfg, selection)
         _write_manifest(run, cfg, selection, metrics, model, mixed, n_workers)
         checkpoint.save(run, model, state)
