@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import numpy as np
+
+from .reader import DEFAULT_POOL_LOCI
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import Batch, StoreDataset
@@ -38,6 +40,14 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("clipstore's PyTorch reader needs torch: pip install 'clipstore[torch]'"
                       ) from e
+
+
+class TorchBatch(NamedTuple):
+    """`(x, y)`; a named tuple because DataLoader's convert and pin steps keep those intact
+    (plain tuples come out as lists)."""
+
+    x: "torch.Tensor"
+    y: dict
 
 
 class TorchStore(IterableDataset):
@@ -71,15 +81,28 @@ class TorchStore(IterableDataset):
         r, R = (0, 1) if self.shard is None else (self.shard[1], self.shard[0])
         return (R * info.num_workers, r * info.num_workers + info.id)
 
-    def n_batches(self, num_workers: int = 0) -> int:
-        """Batches per epoch over all DataLoader workers (each worker ends with its own
-        remainder batch unless drop_remainder)."""
+    def n_batches(self, num_workers: int = 0, epoch: int | None = None) -> int:
+        """Batches one iteration serves over all DataLoader workers (from `epoch`, default the
+        next one). Counted on the epochs' real blocks: shuffled shards regroup, so a worker's
+        share (and its remainder batch) changes from epoch to epoch."""
+        if self.epochs is None:
+            raise TypeError("an endless dataset (epochs=None) has no length")
+        from .sampling import epoch_blocks
+
         r, R = (0, 1) if self.shard is None else (self.shard[1], self.shard[0])
         W = max(num_workers, 1)
-        pool = {k: v for k, v in self.kw.items() if k == "pool_loci"}
-        return sum(self.ds.n_batches(self.batch_size, shard=(R * W, r * W + w),
-                                     drop_remainder=self.drop_remainder, **pool)
-                   for w in range(W))
+        first = self.epoch if epoch is None else int(epoch)
+        pool = self.kw.get("pool_loci", DEFAULT_POOL_LOCI)
+        n = 0
+        for e in range(first, first + self.epochs):
+            for w in range(W):
+                blocks = epoch_blocks(self.ds.loci, len(self.ds.libraries),
+                                      shard_loci=self.ds.info.shard_loci, pool_loci=pool,
+                                      shuffle=self.shuffle, seed=self.seed, epoch=e,
+                                      shard=(R * W, r * W + w))
+                k = sum(b.n_examples for b in blocks)
+                n += k // self.batch_size if self.drop_remainder else -(-k // self.batch_size)
+        return n
 
     def numpy_batches(self) -> Iterator["Batch"]:
         """The numpy batches this process serves (all epochs of one iteration)."""
@@ -113,7 +136,7 @@ def as_tensors(b: "Batch", with_index: bool = False, pin: bool = False):
     if pin:
         x = x.pin_memory()
         y = {k: v.pin_memory() for k, v in y.items()}
-    return x, y
+    return TorchBatch(x, y)
 
 
 class StoreLoader:
@@ -147,9 +170,10 @@ class StoreLoader:
         return self._first_epoch + self._passes * (self.dataset.epochs or 0)
 
     def __len__(self) -> int:
+        """Batches the next pass serves."""
         if self.dataset.epochs is None:
             raise TypeError("an endless loader (epochs=None) has no length")
-        return self.dataset.n_batches(self.num_workers) * self.dataset.epochs
+        return self.dataset.n_batches(self.num_workers, epoch=self.epoch)
 
     def __iter__(self):
         self.dataset.set_epoch(self.epoch)
