@@ -23,6 +23,8 @@ examples are the same ones the numpy path serves, only interleaved differently.
 """
 from __future__ import annotations
 
+import copy
+import itertools
 import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Iterator, NamedTuple
@@ -108,9 +110,11 @@ class TorchStore(IterableDataset):
         """The numpy batches this process serves (all epochs of one iteration)."""
         ds, shard = self.ds, self.worker_shard()
         if get_worker_info() is not None:
+            if self.epochs is None:
+                raise ValueError("epochs=None in DataLoader workers: a worker with no block in "
+                                 "an epoch would spin forever while DataLoader waits on it; use "
+                                 "finite epochs (to_torch's loader streams endlessly itself)")
             ds = _reopened(ds)
-        import itertools
-
         epochs = itertools.count(self.epoch) if self.epochs is None else range(
             self.epoch, self.epoch + self.epochs)
         buffers: list[dict] = []          # pool memory reused across this iteration's epochs
@@ -143,7 +147,8 @@ class StoreLoader:
     """A ready iterable of torch batches: each `iter()` serves the next `epochs` epochs.
 
     `num_workers=0` reads in this process (the reader's own decode and gather threads);
-    `num_workers>0` uses a torch DataLoader whose workers split the blocks. `pin_memory=True`
+    `num_workers>0` uses a torch DataLoader whose workers split the blocks, one DataLoader pass
+    (fresh workers) per epoch. `pin_memory=True`
     hands out page-locked tensors (for `.to("cuda", non_blocking=True)`); without an
     accelerator torch cannot pin, and the loader warns once and serves ordinary tensors, as
     DataLoader does.
@@ -160,7 +165,9 @@ class StoreLoader:
         if self.num_workers:
             from torch.utils.data import DataLoader
 
-            self._dl = DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
+            self._per_epoch = copy.copy(dataset)
+            self._per_epoch.epochs = 1
+            self._dl = DataLoader(self._per_epoch, batch_size=None, num_workers=self.num_workers,
                                   pin_memory=self.pin_memory, prefetch_factor=prefetch_factor,
                                   multiprocessing_context=multiprocessing_context)
 
@@ -176,11 +183,21 @@ class StoreLoader:
         return self.dataset.n_batches(self.num_workers, epoch=self.epoch)
 
     def __iter__(self):
-        self.dataset.set_epoch(self.epoch)
+        first = self.epoch
         self._passes += 1
-        if self._dl is not None:
-            return iter(self._dl)
-        return self._in_process()
+        if self._dl is None:
+            self.dataset.set_epoch(first)
+            return self._in_process()
+        return self._from_workers(first)
+
+    def _from_workers(self, first: int):
+        """One DataLoader pass per epoch: a worker whose share of an epoch is empty (fewer
+        blocks than workers) ends that pass instead of spinning through endless empty epochs
+        while DataLoader waits on it."""
+        n = self.dataset.epochs
+        for e in itertools.count(first) if n is None else range(first, first + n):
+            self._per_epoch.set_epoch(e)
+            yield from self._dl
 
     def _in_process(self):
         from .reader import _prefetched

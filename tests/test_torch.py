@@ -127,6 +127,29 @@ def test_rank_shards_times_workers_cover_the_epoch_once(store):
         np.testing.assert_array_equal(seen[k][0], v[0])
 
 
+def test_endless_stream_from_workers_crosses_epochs_when_a_worker_has_no_block(store):
+    """One block per epoch, two workers: the idle worker ends each pass instead of spinning."""
+    ds = selections(store)["masked"]
+    per_epoch = to_torch(ds, 50, seed=1, num_workers=2, with_index=True).dataset.n_batches(2)
+    loader = to_torch(ds, 50, seed=1, epochs=None, num_workers=2, with_index=True)
+    got = [b for _, b in zip(range(2 * per_epoch + 1), loader)]
+    assert len(got) == 2 * per_epoch + 1
+    e0 = by_example(got[:per_epoch])
+    assert len(e0) == ds.n_examples
+    e1 = by_example(got[per_epoch:2 * per_epoch])
+    want1 = by_example(ds.batches(50, seed=1, epoch=1))
+    for k, v in want1.items():
+        np.testing.assert_array_equal(e1[k][0], v[0])
+
+
+def test_endless_torchstore_in_a_users_worker_is_refused(store):
+    from torch.utils.data import DataLoader
+
+    tds = TorchStore(selections(store)["masked"], 50, epochs=None)
+    with pytest.raises(Exception, match="epochs=None"):
+        next(iter(DataLoader(tds, batch_size=None, num_workers=1)))
+
+
 def test_drop_remainder_and_length(store):
     ds = selections(store)["masked"]
     for drop in (False, True):
