@@ -119,9 +119,17 @@ class TorchStore(IterableDataset):
             self.epoch, self.epoch + self.epochs)
         buffers: list[dict] = []          # pool memory reused across this iteration's epochs
         for epoch in epochs:
-            yield from ds.batches(self.batch_size, shuffle=self.shuffle, seed=self.seed,
-                                  epoch=epoch, shard=shard, drop_remainder=self.drop_remainder,
-                                  buffers=buffers, **self.kw)
+            served = False
+            for b in ds.batches(self.batch_size, shuffle=self.shuffle, seed=self.seed,
+                                epoch=epoch, shard=shard, drop_remainder=self.drop_remainder,
+                                buffers=buffers, **self.kw):
+                served = True
+                yield b
+            if not served and self.epochs is None:   # an endless loop of empty epochs
+                raise ValueError(f"nothing to serve in epoch {epoch} (selection of "
+                                 f"{ds.n_examples} examples, part {shard} of the locus "
+                                 "blocks): an endless stream would never yield; select more "
+                                 "examples, or use fewer shards or a smaller pool_loci")
 
     def __iter__(self):
         for b in self.numpy_batches():

@@ -150,6 +150,14 @@ def test_endless_torchstore_in_a_users_worker_is_refused(store):
         next(iter(DataLoader(tds, batch_size=None, num_workers=1)))
 
 
+def test_an_endless_stream_with_nothing_to_serve_is_refused(store):
+    ds = selections(store)["masked"]
+    with pytest.raises(ValueError, match="nothing to serve"):
+        next(iter(to_torch(ds.with_loci([]), 50, epochs=None)))
+    with pytest.raises(ValueError, match="nothing to serve"):   # one block, this rank has none
+        next(iter(to_torch(ds, 50, epochs=None, shard=(2, 1))))
+
+
 def test_drop_remainder_and_length(store):
     ds = selections(store)["masked"]
     for drop in (False, True):
