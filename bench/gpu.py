@@ -123,7 +123,6 @@ def store_dataset(url: str, sizes: dict, global_batch: int):
 def run(sizes: dict, steps: int, warmup: int, resident: int, mixed: bool | None = None,
         xla: bool | None = None, work: Path = WORK) -> dict:
     """Both training runs; returns the figures (never writes them)."""
-    import tensorflow as tf
 
     work.mkdir(parents=True, exist_ok=True)
     gpus, device = accelerators()

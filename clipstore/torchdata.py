@@ -26,8 +26,9 @@ from __future__ import annotations
 import copy
 import itertools
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class TorchBatch(NamedTuple):
     """`(x, y)`; a named tuple because DataLoader's convert and pin steps keep those intact
     (plain tuples come out as lists)."""
 
-    x: "torch.Tensor"
+    x: torch.Tensor
     y: dict
 
 
@@ -57,7 +58,7 @@ class TorchStore(IterableDataset):
     DataLoader). Yields `(x uint8 (B, L, 4), {"profile": f32 (B, 2*out), "quantity": f32 (B, 1)
     [, "library", "locus": int64 (B,)]})`, the same structure `to_tf` yields."""
 
-    def __init__(self, ds: "StoreDataset", batch_size: int = 256, *, seed: int = 0,
+    def __init__(self, ds: StoreDataset, batch_size: int = 256, *, seed: int = 0,
                  epochs: int | None = 1, epoch: int = 0, shuffle: bool = True,
                  shard: tuple[int, int] | None = None, drop_remainder: bool = False,
                  with_index: bool = False, **kw):
@@ -106,7 +107,7 @@ class TorchStore(IterableDataset):
                 n += k // self.batch_size if self.drop_remainder else -(-k // self.batch_size)
         return n
 
-    def numpy_batches(self) -> Iterator["Batch"]:
+    def numpy_batches(self) -> Iterator[Batch]:
         """The numpy batches this process serves (all epochs of one iteration)."""
         ds, shard = self.ds, self.worker_shard()
         if get_worker_info() is not None:
@@ -136,7 +137,7 @@ class TorchStore(IterableDataset):
             yield as_tensors(b, self.with_index)
 
 
-def as_tensors(b: "Batch", with_index: bool = False, pin: bool = False):
+def as_tensors(b: Batch, with_index: bool = False, pin: bool = False):
     """`(x, {"profile", "quantity"[, "library", "locus"]})` sharing the batch's numpy memory
     (each Batch array is freshly gathered, never a view of the reader's reused pools)."""
     x = torch.from_numpy(b.x)
@@ -217,7 +218,7 @@ class StoreLoader:
             yield t
 
 
-def to_torch(ds: "StoreDataset", batch_size: int = 256, *, seed: int = 0,
+def to_torch(ds: StoreDataset, batch_size: int = 256, *, seed: int = 0,
              epochs: int | None = 1, epoch: int = 0, shuffle: bool = True,
              shard: tuple[int, int] | None = None, drop_remainder: bool = False,
              with_index: bool = False, num_workers: int = 0, pin_memory: bool = False,
@@ -245,7 +246,7 @@ def _can_pin() -> bool:
     return ok
 
 
-def _reopened(ds: "StoreDataset") -> "StoreDataset":
+def _reopened(ds: StoreDataset) -> StoreDataset:
     """The same selection on a store opened in this worker process.
 
     Why: a forked DataLoader worker inherits the parent's open store, whose bucket client

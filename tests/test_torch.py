@@ -252,7 +252,7 @@ def test_the_docs_training_loop_runs(store):
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "readers.md").read_text()
     section = text[text.index("## `to_torch`"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     ns: dict = {}
     # the store's first 8 loci keep the three CPU epochs short
     code = code.replace('StoreDataset.open("store.zarr")',
