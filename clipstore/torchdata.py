@@ -15,7 +15,7 @@ IterableDataset has no epoch, and DataLoader workers get a *copy* of the dataset
 `iter()`, so an epoch counter they advance is lost. The loader sets the epoch on the dataset
 before each `iter()` (as `DistributedSampler.set_epoch` is used), so each pass reshuffles,
 seeded. With `num_workers=0` (measured fastest on 2 cores: see bench/torch_loader.py) it skips
-DataLoader and pins in the reader's gather thread, off the training loop.
+DataLoader, and pins (when asked) one batch ahead in a background thread, off the training loop.
 
 Workers: worker w of W (times the caller's own `shard`, e.g. a DDP rank) serves every W-th block
 of the epoch, so the union is the epoch exactly once; jitter and RC are seeded by block, so the
@@ -209,10 +209,13 @@ class StoreLoader:
             yield from self._dl
 
     def _in_process(self):
+        ds, pin = self.dataset, self.pin_memory
+        if not pin:       # measured: a hand-off thread here costs ~1 us/example more CPU
+            yield from ds
+            return
         from .reader import _prefetched
 
-        ds, pin = self.dataset, self.pin_memory
-        # tensors (and pinned copies) are made one batch ahead in a clipstore thread
+        # pinning is a copy of every batch: done one batch ahead in a clipstore thread
         for _, t in _prefetched(ds.numpy_batches(), lambda b: as_tensors(b, ds.with_index, pin),
                                 2):
             yield t
