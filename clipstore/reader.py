@@ -229,7 +229,8 @@ class StoreDataset:
             seq *= 2
         else:
             _read(root[schema.SEQUENCE], loci, seq, None if all_ind else individuals, pool)
-        _read(root[schema.SIGNAL], loci, sig, None if all_lib else self.libraries, pool)
+        _read(root[schema.SIGNAL], loci, sig, None if all_lib else self.libraries, pool,
+              missing_ok=True)   # pre-schema-4 stores skipped all-zero signal shards
         return seq, sig
 
     def _blocks(self, *, shuffle: bool, seed: int, epoch: int, shard, pool_loci: int) -> list[Block]:
@@ -405,10 +406,10 @@ def _buffer(buffers: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
     return have[:size].reshape(shape)
 
 
-def _read(arr, loci, out, take, pool) -> None:
+def _read(arr, loci, out, take, pool, missing_ok: bool = False) -> None:
     """Fill locus-major `out` from `arr` at `loci`: fast whole-shard path, else plain zarr."""
     if blockio.fast_layout(arr):
-        blockio.read_loci(arr, loci, out, take=take, pool=pool)
+        blockio.read_loci(arr, loci, out, take=take, pool=pool, missing_ok=missing_ok)
         return
     ldim = arr.metadata.dimension_names.index("locus")
     idx: list = [slice(None)] * arr.ndim
