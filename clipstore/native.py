@@ -31,7 +31,7 @@ from typing import Any, Callable, Coroutine
 
 import numpy as np
 
-from .bloscdec import decoder  # noqa: F401  (re-exported: the decoder is native tuning too)
+from . import bloscdec
 
 Crc = Callable[[bytes, int, int], int]    # crc(buf, start, stop) = crc32c of buf[start:stop]
 
@@ -95,6 +95,13 @@ def _choose_crc(native: bool) -> tuple[str, Crc]:
 def crc32c() -> tuple[str, Crc]:
     """(name, crc(buf, start, stop)): crc32c (Castagnoli) of `buf[start:stop]`, no copy."""
     return _choose_crc(enabled())
+
+
+# ---- blosc ------------------------------------------------------------------------------------
+def decoder(prefer: str | None = None) -> tuple[str, bloscdec.Decode]:
+    """(name, decode(src, out)): c-blosc2 by ctypes, else numcodecs (`clipstore.bloscdec`;
+    `CLIPSTORE_BLOSC` or `prefer` choose; `CLIPSTORE_NATIVE=off` forces numcodecs)."""
+    return bloscdec.decoder(prefer or (None if enabled() else "numcodecs"))
 
 
 # ---- private APIs of zarr and the standard library -------------------------------------------

@@ -159,6 +159,31 @@ class StoreInfo:
         return cls(**{k: attrs[k] for k in cls.__dataclass_fields__ if k in attrs})
 
 
+def window_starts(info: StoreInfo, input_length: int, output_length: int, shift=0):
+    """(input start in `position`, output start in `signal_position`) of a model window:
+    the input centred in the stored sequence window and moved by `shift` bp (jitter), the
+    output centred in the input. `shift` may be an int or an integer array (one per example).
+    The one place that knows these offsets; `window_slices` is its per-window form."""
+    start_in = (info.window - input_length) // 2 + shift
+    return start_in, start_in + (input_length - output_length) // 2 - info.signal_offset
+
+
+def window_slices(info: StoreInfo, input_length: int | None = None,
+                  output_length: int | None = None, shift: int = 0) -> tuple[slice, slice]:
+    """(slice of `position`, slice of `signal_position`) holding the model input and output
+    inside a stored locus window (defaults: the store's own lengths, no jitter), e.g.
+    `root["signal"][lib, locus, out_slice]` is the unjittered output track. Raises ValueError
+    when the windows do not fit the stored ones."""
+    li = info.input_length if input_length is None else int(input_length)
+    lo = info.output_length if output_length is None else int(output_length)
+    a, b = window_starts(info, li, lo, int(shift))
+    if not (0 < lo <= li and a >= 0 and a + li <= info.window and b >= 0
+            and b + lo <= info.signal_window):
+        raise ValueError(f"input {li} / output {lo} shifted {shift} bp do not fit the stored "
+                         f"windows ({info.window} bp sequence, {info.signal_window} bp signal)")
+    return slice(a, a + li), slice(b, b + lo)
+
+
 def _create(group: zarr.Group, name: str, shape, dtype, dims, chunks=None, shards=None,
             attributes=None, checked: bool = False) -> zarr.Array:
     """`checked` (data arrays of a schema >= 4 store): crc32c after blosc in every inner chunk
