@@ -13,6 +13,8 @@ also run. `CLIPSTORE_NATIVE=off` forces every fallback.
 * `sync()`: zarr's private event-loop bridge (`zarr.core.sync.sync`), else `asyncio.run` in a
   fresh thread.
 * `pool_workers()`: a `ThreadPoolExecutor`'s size (private `_max_workers`), else the CPU count.
+* `bootstrapping()`: whether this process is a multiprocessing child still re-running its
+  parent's main script (private `_inheriting`, the flag multiprocessing's own check reads).
 * `retune_malloc()`: glibc `mallopt`, undoing TensorFlow's mmap-threshold pin (tfdata).
 * `spare_ring()` / `return_ring()`: the process-wide list of idle pool buffers (tfdata).
 """
@@ -134,6 +136,14 @@ def pool_workers(pool: ThreadPoolExecutor) -> int:
     """How many threads `pool` runs (to cut work into enough parts)."""
     n = getattr(pool, "_max_workers", None) if enabled() else None
     return int(n) if isinstance(n, int) and n > 0 else max(2, os.cpu_count() or 2)
+
+
+def bootstrapping() -> bool:
+    """True in a spawned/forkserver child while it re-imports the parent's `__main__` (the
+    build refuses to start a cluster from there); the fallback says False (no guard)."""
+    import multiprocessing
+
+    return bool(enabled() and getattr(multiprocessing.current_process(), "_inheriting", False))
 
 
 # ---- glibc malloc ---------------------------------------------------------------------------

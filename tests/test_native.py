@@ -39,6 +39,26 @@ def test_pinned_threadpool_private_max_workers():
         assert pool._max_workers == 3 and native.pool_workers(pool) == 3
 
 
+def test_pinned_multiprocessing_private_inheriting(tmp_path):
+    """`multiprocessing.current_process()._inheriting` is True while a spawned child re-runs
+    the parent's main script (checked: CPython 3.10-3.13), False in the parent."""
+    assert (3, 10) <= sys.version_info[:2] <= (3, 13), "recheck _inheriting, then widen"
+    assert native.bootstrapping() is False
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import multiprocessing as mp\n"
+        "from clipstore import native\n"
+        "print(__name__, native.bootstrapping(), flush=True)\n"
+        "def f():\n    pass\n"
+        "if __name__ == '__main__':\n"
+        "    p = mp.get_context('spawn').Process(target=f); p.start(); p.join()\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[:2] == ["__main__ False", "__mp_main__ True"]
+
+
 def test_pinned_libcrc32c_inside_the_google_crc32c_wheel():
     """ctypes loads `google_crc32c.libs/libcrc32c*.so` (checked: google-crc32c 1.5-1.9)."""
     assert (1, 5) <= _major_minor("google-crc32c") <= (1, 9), "recheck the wheel layout"
