@@ -27,9 +27,10 @@ import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
-from typing import Any, Callable, Coroutine
+from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def _load_libcrc32c() -> ctypes.CDLL:
     spec = importlib.util.find_spec("google_crc32c")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("google-crc32c is not installed")
-    here = os.path.dirname(list(spec.submodule_search_locations)[0])
+    here = os.path.dirname(next(iter(spec.submodule_search_locations)))
     found = sorted(glob.glob(os.path.join(here, "google_crc32c.libs", "libcrc32c*.so*"))
                    + glob.glob(os.path.join(here, "google_crc32c", ".dylibs", "libcrc32c*.dylib")))
     if not found:
@@ -80,7 +81,7 @@ def _python_crc(buf: bytes, start: int, stop: int) -> int:
     return int(google_crc32c.value(bytes(buf[start:stop])))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _choose_crc(native: bool) -> tuple[str, Crc]:
     if native:
         try:

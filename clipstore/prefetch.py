@@ -9,7 +9,8 @@ from __future__ import annotations
 import queue
 import sys
 import threading
-from typing import Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 V = TypeVar("V")
