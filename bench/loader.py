@@ -415,9 +415,10 @@ def main() -> None:
     (rate, _, _), cost = max(runs["no_checksums"], key=lambda r: r[0][0])
     fig["clipstore_no_checksums_examples_per_s"] = rate
     fig["clipstore_no_checksums_cpu_us_per_example"] = cost["cpu_us_per_example"]
-    fig["checksum_overhead"] = 1 - fig["clipstore_examples_per_s"] / rate
-    fig["checksum_overhead_cpu"] = (fig["clipstore_cpu_us_per_example"]
-                                    / cost["cpu_us_per_example"] - 1)
+    # 1 - with/without in examples per CPU-second (process CPU, all threads): on a shared
+    # machine this moves far less than wall-clock rates; the wall-clock ratio is kept beside it
+    fig["checksum_overhead"] = 1 - cost["cpu_us_per_example"] / fig["clipstore_cpu_us_per_example"]
+    fig["checksum_overhead_wall"] = 1 - fig["clipstore_examples_per_s"] / rate
     cost = {}
     fig["clipstore_eager_examples_per_s"] = time_tf(ds, a.batches, cost=cost, graph=False)[0]
     fig["clipstore_eager_cpu_us_per_example"] = cost["cpu_us_per_example"]
