@@ -199,18 +199,6 @@ def test_reference_only_store_masked_equals_personal(tmp_path):
     assert a.x.max() == 2
 
 
-def test_missing_shards_read_as_zero(tmp_path):
-    """A chunk never written (fill value) reads as zeros through the fast path too."""
-    url = str(tmp_path / "hole.zarr")
-    synthetic_store(url, n_loci=64, shard_loci=32)
-    root = zarr.open_group(url, mode="r+")
-    root[schema.SIGNAL][:, 32:64] = 0       # all-zero shard is not stored by zarr
-    ds = StoreDataset.open(url).with_loci(np.arange(32, 64))
-    b = next(iter(ds.batches(64, shuffle=False)))
-    assert not b.profile.any()
-    oracle(url, b, ds)
-
-
 def test_lazy_top_level_exports():
     import clipstore
 
