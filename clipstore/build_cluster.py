@@ -10,6 +10,7 @@ from typing import Callable
 
 import zarr
 
+from . import native
 from .errors import InputError
 
 SPAWN_HINT = ("Python starts each worker process by re-running the main script: in a script, "
@@ -114,10 +115,9 @@ def client(workers: int, scheduler: str | None, max_memory: int | None):
 def check_not_spawning() -> None:
     """Refuse a LocalCluster build while this process is itself a worker re-running the main
     script (a script that calls build(workers>=2) without the `__main__` guard): otherwise every
-    worker would read all inputs and try to start a cluster of its own. `_inheriting` is the
-    flag multiprocessing's own "bootstrapping phase" check reads."""
-    import multiprocessing
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
+    worker would read all inputs and try to start a cluster of its own (the private flag it
+    reads is fenced in clipstore.native)."""
+    if native.bootstrapping():
         raise InputError("build(workers>=2) was called while a dask worker process started",
                          hint=SPAWN_HINT)
 

@@ -330,6 +330,12 @@ class StoreDataset:
                      library=self.libraries[lib], locus=block.loci[loc], rc=rc, shift=shift)
 
     # ---- framework wrappers -------------------------------------------------------------
+    def to_torch(self, batch_size: int = 256, *, seed: int = 0, epochs: int | None = 1, **kw):
+        """A torch StoreLoader of (x uint8, {"profile", "quantity"}); see clipstore.torchdata."""
+        from .torchdata import to_torch
+
+        return to_torch(self, batch_size=batch_size, seed=seed, epochs=epochs, **kw)
+
     def to_tf(self, batch_size: int = 256, *, seed: int = 0, epochs: int | None = 1, **kw):
         """A tf.data.Dataset of (x uint8, {"profile", "quantity"}); see clipstore.tfdata."""
         from .tfdata import to_tf
@@ -354,6 +360,9 @@ class ShardedDataset:
     def to_tf(self, batch_size: int = 256, **kw):
         return self.dataset.to_tf(batch_size, shard=self.shard_spec, **kw)
 
+    def to_torch(self, batch_size: int = 256, **kw):
+        return self.dataset.to_torch(batch_size, shard=self.shard_spec, **kw)
+
     def n_batches(self, batch_size: int, **kw) -> int:
         return self.dataset.n_batches(batch_size, shard=self.shard_spec, **kw)
 
@@ -373,6 +382,15 @@ def _windows(pool: np.ndarray, loc: np.ndarray, second: np.ndarray, off: np.ndar
 
 
 _POOL: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None
+
+
+# a forked child (a DataLoader worker) inherits the pool object but not its threads
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _decode_pool() -> ThreadPoolExecutor:

@@ -9,9 +9,8 @@ that readers refuse and `clipstore info` flags; rerunning the same `clipstore fo
 from __future__ import annotations
 
 import logging
-import os
-import signal
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import zarr
@@ -21,9 +20,7 @@ from .errors import InputError
 from .folds import FOLD_COUNT_KEYS, assign_folds, describe, normalize_spec, split_problem
 
 log = logging.getLogger(__name__)
-FOLDS_ATTR = "folds"          # key inside the root `clipstore` attribute
-REWRITING = "rewriting"
-KILL_HOOK = "CLIPSTORE_TEST_KILL_REFOLD"  # tests only: SIGKILL after the fold array is written
+FOLDS_ATTR, REWRITING = schema.FOLDS_ATTR, schema.FOLDS_REWRITING
 
 
 def store_spec(attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,8 +32,7 @@ def store_spec(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return normalize_spec((attrs.get("build_config") or {}).get("folds"))
 
 
-def rewrite_interrupted(attrs: Mapping[str, Any]) -> bool:
-    return (attrs.get(FOLDS_ATTR) or {}).get("state") == REWRITING
+rewrite_interrupted = schema.folds_rewrite_interrupted
 
 
 def locus_table(root: zarr.Group) -> dict[str, np.ndarray]:
@@ -44,10 +40,12 @@ def locus_table(root: zarr.Group) -> dict[str, np.ndarray]:
 
 
 def refold(url: str, folds: Any, *, storage_options: dict | None = None,
-           source: str = "--scheme") -> dict[str, Any]:
+           source: str = "--scheme", after_fold_write: Callable[[], None] | None = None
+           ) -> dict[str, Any]:
     """Assign folds to every locus of the store at `url` by scheme `folds` (a `folds` config
     value: None, a path, or a mapping) and record it. Returns a summary (scheme, loci per fold,
-    counts)."""
+    counts). `after_fold_write` runs between the fold array and the closing attribute write
+    (tests kill the process there)."""
     spec = normalize_spec(folds, source)
     try:
         root = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
@@ -65,8 +63,8 @@ def refold(url: str, folds: Any, *, storage_options: dict | None = None,
     attrs.update(complete=False, **{FOLDS_ATTR: {**spec, "state": REWRITING}})
     root.attrs[schema.ATTRS_KEY] = attrs
     root["fold"][:] = fold
-    if os.environ.get(KILL_HOOK):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if after_fold_write is not None:
+        after_fold_write()
     skipped = dict(attrs.get("skipped") or {})
     skipped.update(counts)
     attrs.update(complete=True, skipped=skipped,

@@ -287,6 +287,14 @@ def mark_complete(root: zarr.Group, **updates: Any) -> None:
     root.attrs[ATTRS_KEY] = attrs
 
 
+FOLDS_ATTR = "folds"            # key inside the root `clipstore` attribute (clipstore/refold.py)
+FOLDS_REWRITING = "rewriting"   # its state while `clipstore folds` rewrites the fold array
+
+
+def folds_rewrite_interrupted(attrs: Mapping[str, Any]) -> bool:
+    return (attrs.get(FOLDS_ATTR) or {}).get("state") == FOLDS_REWRITING
+
+
 def open_store(url: str, *, storage_options: dict | None = None, mode: str = "r",
                require_complete: bool = True) -> zarr.Group:
     """Open a store; by default refuse one whose build never finished."""
@@ -297,6 +305,10 @@ def open_store(url: str, *, storage_options: dict | None = None, mode: str = "r"
                          hint="check the path, or build one with `clipstore build CONFIG.yaml`")
     info = store_info(root)
     check_schema_version(info, url)
+    if require_complete and not info.complete and folds_rewrite_interrupted(root.attrs[ATTRS_KEY]):
+        raise IncompleteStoreError(
+            "re-choosing this store's folds did not finish, so its fold array may be partial",
+            file=url, hint="rerun the same `clipstore folds` command to finish it")
     if require_complete and not info.complete:
         raise IncompleteStoreError(
             "this store's build did not finish, so it may hold partial data", file=url,

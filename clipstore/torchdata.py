@@ -256,8 +256,6 @@ def _reopened(ds: StoreDataset) -> StoreDataset:
     (fsspec's event-loop thread) and the reader's decode-thread pool did not survive the fork;
     reopening gives the worker its own. (Selection fields are kept, only the opened store is new.)
     """
-    from . import reader
-
-    reader._POOL = None          # the parent's decode threads do not exist in this process
+    # (the reader forgets its decode-thread pool in a forked child by itself: os.register_at_fork)
     fresh = type(ds).open(ds.meta.url, storage_options=ds.meta.storage_options)
     return replace(ds, meta=fresh.meta)

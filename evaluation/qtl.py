@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from clipstore.errors import InputError
-from clipstore.schema import store_info
+from clipstore.schema import store_info, window_starts
 
 from .metrics import directionality, pearson
 from .predictor import Predictor, check_predictor, predict, tracks
@@ -118,14 +118,14 @@ def group_effects(tracks: np.ndarray, genotypes: np.ndarray) -> dict[str, float]
 NO_EFFECT_TOL = 1e-6
 
 
-def input_slice(window: int, input_length: int) -> slice:
-    """The predictor's input inside a stored sequence window: centred, as the reader cuts it.
-    (To be replaced by clipstore.schema's public input/output slice function.)"""
-    if input_length > window:
+def input_slice(info, input_length: int) -> slice:
+    """The predictor's input inside a stored sequence window, as the reader cuts it (the
+    store's one geometry, `clipstore.schema.window_starts`); an InputError when it cannot fit."""
+    a = int(window_starts(info, int(input_length), int(input_length))[0])
+    if a < 0 or a + int(input_length) > info.window:
         raise InputError(f"model input of {input_length} bp is longer than the store's window "
-                         f"({window} bp)", hint="use a model with a shorter input")
-    i0 = (int(window) - int(input_length)) // 2
-    return slice(i0, i0 + int(input_length))
+                         f"({info.window} bp)", hint="use a model with a shorter input")
+    return slice(a, a + int(input_length))
 
 
 def summarise(scores: pd.DataFrame, *, no_effect_tol: float = NO_EFFECT_TOL) -> dict:
@@ -267,7 +267,7 @@ def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bo
     `predictor.tracks`) from each individual's own genome (the store's two-hot sequence,
     centred input window); `masked` feeds 2 x reference instead."""
     check_predictor(predictor)
-    sl = input_slice(store_info(root).window, int(predictor.input_length))
+    sl = input_slice(store_info(root), int(predictor.input_length))
     i0, L = sl.start, sl.stop - sl.start
     out = {}
     for locus in np.unique(loci):
@@ -371,7 +371,7 @@ def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
     single = not isinstance(predictors, Mapping)
     models = {None: check_predictor(predictors)} if single else dict(predictors)
     info = store_info(root)
-    window, out_len = info.window, info.output_length
+    out_len = info.output_length
     observed = observed_tracks(url, located["locus"].to_numpy(), out_len, rpm=rpm,
                                storage_options=storage_options)
     which = np.array([None if single else composite_model(f, models) for f in located["fold"]], object)
@@ -380,7 +380,7 @@ def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
     for key in dict.fromkeys(which.tolist()):       # SNPs the model never sees are not scored
         if key is None and not single:
             continue
-        sl = input_slice(window, int(models[key].input_length))
+        sl = input_slice(info, int(models[key].input_length))
         off = located["offset"].to_numpy()
         label[(which == key) & ((off < sl.start) | (off >= sl.stop))] = MODEL_OUTSIDE
     parts = []

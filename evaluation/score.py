@@ -34,6 +34,7 @@ import pandas as pd
 
 from clipstore.encoding import one_hot
 from clipstore.errors import InputError
+from clipstore.prefetch import prefetched
 
 from .metrics import directionality
 from .layouts import SNP_COLUMNS, snp_columns_help
@@ -238,21 +239,6 @@ def _batches(snps: pd.DataFrame, ref: Reference, L: int, batch_size: int
         yield np.concatenate([x, alt]) * np.uint8(2)
 
 
-def _prefetch(gen: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    """Cut the next batch's windows in a thread while the model runs on this one (TensorFlow
-    releases the GIL; measured ~8 % of the time outside the network without it)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="score-windows") as pool:
-        nxt = pool.submit(next, gen, None)
-        while True:
-            x = nxt.result()
-            if x is None:
-                return
-            nxt = pool.submit(next, gen, None)
-            yield x
-
-
 def score_snps(snps: str | Path | pd.DataFrame, fasta: str | Path | Reference, predictor: Predictor,
                *, batch_size: int = 128, rank_by: str = "log2_quantity_ratio",
                progress: bool = False) -> pd.DataFrame:
@@ -277,7 +263,9 @@ def score_snps(snps: str | Path | pd.DataFrame, fasta: str | Path | Reference, p
         log.warning("left out %s", ", ".join(f"{v} {k}" for k, v in skipped.items() if v))
     n = len(kept)
     cols = {k: np.empty(n, np.float64) for k in ("q_ref", "q_alt", *SCORE_COLUMNS)}
-    it = _prefetch(_batches(kept, ref, L, batch_size))
+    # the next batch's windows are cut in a thread while the model runs on this one
+    # (TensorFlow releases the GIL; measured ~8 % of the time outside the network without it)
+    it = (x for x, _ in prefetched(_batches(kept, ref, L, batch_size), lambda x: None, depth=1))
     bar = None
     if progress:
         from tqdm import tqdm

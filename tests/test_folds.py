@@ -1,6 +1,5 @@
 """Fold schemes: CLIPNET's chromosome map, BED regions, seeded blocks — and no leakage."""
 import gzip
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from clipstore.errors import IncompleteStoreError, InputError
 from clipstore.folds import (UNASSIGNED, assign_folds, fold_of, load_fold_map, normalize_spec,
                              split_folds, split_problem, suggest_block_size, window_clusters)
 from clipstore.info import format_summary, store_summary
-from clipstore.refold import KILL_HOOK, check_split, refold
+from clipstore.refold import check_split, refold
 
 from .conftest import real_data
 
@@ -244,9 +243,12 @@ def test_killed_refold_is_refused_until_rerun(chr22, tmp_path):
     url = _copy(chr22, tmp_path)
     cmd = [sys.executable, "-m", "clipstore", "folds", url, "--scheme", "blocks",
            "--block-size", "20000"]
-    r = subprocess.run(cmd, env={**os.environ, KILL_HOOK: "1"}, capture_output=True)
+    kill = ("import os, signal, sys; from clipstore.refold import refold; "
+            "refold(sys.argv[1], {'scheme': 'blocks', 'block_size': 20000}, "
+            "after_fold_write=lambda: os.kill(os.getpid(), signal.SIGKILL))")
+    r = subprocess.run([sys.executable, "-c", kill, url], capture_output=True)
     assert r.returncode == -9
-    with pytest.raises(IncompleteStoreError):
+    with pytest.raises(IncompleteStoreError, match="rerun the same `clipstore folds`"):
         schema.open_store(url)
     assert "REWRITE INTERRUPTED" in format_summary(store_summary(url))
     r = subprocess.run(cmd, capture_output=True, text=True)

@@ -312,7 +312,7 @@ def test_real_chr22_genotypes_store_equals_vcf(tmp_path):
                                          MotifPredictor(L_in, 100))
     assert len(scores) == len(located)
     # SNPs in the jitter margins of the stored window are outside the model's input
-    sl = qtl.input_slice(schema.store_info(root).window, L_in)
+    sl = qtl.input_slice(schema.store_info(root), L_in)
     outside = (scores.offset < sl.start) | (scores.offset >= sl.stop)
     assert outside.any() and (scores.model[outside] == "outside_input").all()
     assert summary["left_out"]["outside_input"] == int(outside.sum())
