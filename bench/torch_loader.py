@@ -15,7 +15,8 @@ loader.json; run alone it writes bench/results/torch_loader.json.
   and its prefetching `mode="buffered"` / `"double_buffered"`; the best of them. Its batches are
   haplotype bytes (|S1), which torch cannot hold: the transform a user must write (two-hot by
   a byte lookup table; the buffered modes ignore `transform`, so it is applied to their
-  batches as they arrive) is part of the route, as RC and the crop are for clipstore (`genvarloader_torch_transform_cpu_us_per_example` is its share).
+  batches as they arrive) is part of the route, as RC and the crop are for clipstore
+  (`genvarloader_torch_transform_cpu_us_per_example` is its share).
 """
 from __future__ import annotations
 

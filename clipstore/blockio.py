@@ -50,7 +50,8 @@ def fast_layout(arr: zarr.Array) -> bool:
     ldim = arr.metadata.dimension_names.index("locus")
     chunk = sh.chunk_shape
     whole = all(c == s for i, (c, s) in enumerate(zip(chunk, arr.shape)) if i != ldim)
-    return (ok_inner and ok_index and whole and chunk[ldim] == 1 and str(getattr(sh.index_location, "value", sh.index_location)) == "end"
+    index_at = str(getattr(sh.index_location, "value", sh.index_location))
+    return (ok_inner and ok_index and whole and chunk[ldim] == 1 and index_at == "end"
             and getattr(arr.metadata.chunk_key_encoding, "separator", "/") == "/"
             and type(arr.metadata.chunk_key_encoding).__name__ == "DefaultChunkKeyEncoding")
 

@@ -249,7 +249,8 @@ def evaluate_predictions(url: str, path: str | Path, *, rpm: bool = False,
 
 
 def run(url: str, predictors: Mapping[int, Predictor], out_dir: str | Path, **kw) -> pd.DataFrame:
-    """`evaluate_store` (or `evaluate_predictions` when `predictors` is a file) and write crossloci.csv plus, per model, a KDE-coloured scatter of
+    """`evaluate_store` (or `evaluate_predictions` when `predictors` is a file) and write
+    crossloci.csv plus, per model, a KDE-coloured scatter of
     predicted vs observed quantity (log1p) and the per-example table (crossloci_examples_*.tsv)."""
     from . import figures
 

@@ -77,8 +77,9 @@ def load_qtls(path: str | Path) -> pd.DataFrame:
                               "Chr Pos ID Ref Alt Beta columns, tab-separated")
     bad = ~(out["ref"].astype(str).str.fullmatch("[ACGTacgt]") & out["alt"].astype(str).str.fullmatch("[ACGTacgt]"))
     if bad.any():
+        first = int(np.flatnonzero(bad)[0])
         raise InputError("QTLs must be biallelic SNPs", file=str(path),
-                         record=f"row {int(np.flatnonzero(bad)[0]) + 2} ({out['variant_id'].iloc[int(np.flatnonzero(bad)[0])]})")
+                         record=f"row {first + 2} ({out['variant_id'].iloc[first]})")
     out["ref"], out["alt"] = out["ref"].str.upper(), out["alt"].str.upper()
     out["pos"] = out["pos"].astype(np.int64)
     if not out["kind"].isin(["ti", "di"]).all():

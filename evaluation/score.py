@@ -16,9 +16,9 @@ batch. Scores (alt relative to ref):
                             log1p(plus sum) - log1p(minus sum)
 
 Rows are ranked by |score| of `rank_by` (rank 1 = strongest). Variants that are not SNPs, sit
-on a contig the FASTA lacks, fall off its records, or whose REF disagrees with it are left out and counted in `ranked.attrs
-["skipped"]`; if most REF alleles disagree the FASTA is probably another genome build and it is
-an InputError. Reverse-complement averaging and ensembles are properties of the predictor
+on a contig the FASTA lacks, fall off its records, or whose REF disagrees with it are left out
+and counted in `ranked.attrs["skipped"]`; if most REF alleles disagree the FASTA is probably
+another genome build and it is an InputError. Reverse-complement averaging and ensembles are properties of the predictor
 (`evaluation.predictor.load_model(paths, rc_average=True)`).
 """
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Reader output checked example by example against direct slices of the store (the oracle)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import zarr
@@ -178,7 +180,7 @@ def test_immutable_and_validated(small):
     assert list(ds.with_loci(["peak7", "peak3"]).loci) == [3, 7]
     with pytest.raises(InputError, match="locus id"):
         ds.with_loci(["peak999999"])
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         ds.jitter = 3  # frozen
 
 

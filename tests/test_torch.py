@@ -80,7 +80,7 @@ def test_each_pass_is_the_next_seeded_epoch(store):
     b = to_torch(ds, 64, seed=5, with_index=True, pool_loci=POOL)
     a0, a1, b0 = list(a), list(a), list(b)
     assert a.epoch == 2
-    for (x0, y0), (x1, y1) in zip(a0, b0):                  # seeded: same seed, same epoch
+    for (x0, _), (x1, _) in zip(a0, b0):                  # seeded: same seed, same epoch
         np.testing.assert_array_equal(x0.numpy(), x1.numpy())
     assert not np.array_equal(a0[0][1]["locus"].numpy(), a1[0][1]["locus"].numpy())  # reshuffled
     ref1 = list(ds.batches(64, seed=5, epoch=1, pool_loci=POOL))
