@@ -5,7 +5,7 @@
     for b in ds.batches(batch_size=256, seed=0, epoch=0):
         b.x (B, L, 4) uint8, b.profile (B, 2*out) float32 [plus then minus], b.quantity (B,)
 
-Why it is fast: per-example reads are ~100x too slow (DESIGN §3), so the reader pulls whole
+Why it is fast: per-example reads are ~100x too slow (docs/readers.md), so the reader pulls whole
 blocks of loci (all individuals and libraries of each locus, one zarr call per shard) in a
 background thread, keeps them in RAM as a pool, and gathers batches with numpy fancy indexing on
 sliding-window views (one contiguous memcpy per example). The order comes from

@@ -1,7 +1,7 @@
 """tf.data wrapper around the numpy batch iterator (TensorFlow imported only here).
 
 Why whole batches through a `numpy_function` map: the per-example `from_generator` path runs at
-~700 examples/s (DESIGN §3); one ready numpy batch per call costs one Python hop per 256
+~700 examples/s (docs/readers.md); one ready numpy batch per call costs one Python hop per 256
 examples, while reading + decoding (decode threads) and gathering (one more thread) run ahead of
 it. Of the two batch hops, `numpy_function` costs less TF-side CPU than `from_generator` (no
 per-call nest walks or eager conversions; measured on the loader bench store: 0.8-1.2 vs
