@@ -31,6 +31,7 @@ import yaml
 from .configcheck import NONE, Rule, problems_of, raise_problems
 from .errors import InputError
 from .folds import normalize_spec, resolve_paths
+from .paths import resolve
 from .schema import DEFAULT_SHARD_LOCI, SIGNAL_DTYPES
 
 
@@ -67,16 +68,6 @@ class BuildConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def _is_url(p: str) -> bool:
-    return "://" in p
-
-
-def _resolve(p: str | None, base: Path) -> str | None:
-    if p is None or _is_url(p) or Path(p).is_absolute():
-        return p
-    return str((base / p).resolve())
-
-
 def read_library_table(path: str, base: Path) -> tuple[Library, ...]:
     """TSV with a header: library, individual, plus, minus (paths relative to the table)."""
     try:
@@ -96,8 +87,8 @@ def read_library_table(path: str, base: Path) -> tuple[Library, ...]:
         if len(r) < 4:
             raise InputError(f"expected 4 tab-separated columns, found {len(r)}", file=path,
                              record=f"line {i}")
-        libs.append(Library(r[0].strip(), r[1].strip(), _resolve(r[2].strip(), base),
-                            _resolve(r[3].strip(), base)))
+        libs.append(Library(r[0].strip(), r[1].strip(), resolve(r[2].strip(), base),
+                            resolve(r[3].strip(), base)))
     return tuple(libs)
 
 
@@ -151,13 +142,13 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
     base = path.parent.resolve()
     libs = raw["libraries"]
     if isinstance(libs, str):
-        libs = read_library_table(_resolve(libs, base), Path(_resolve(libs, base)).parent)
+        libs = read_library_table(resolve(libs, base), Path(resolve(libs, base)).parent)
     else:
-        libs = tuple(Library(str(d["id"]), str(d["individual"]), _resolve(d["plus"], base),
-                             _resolve(d["minus"], base)) for d in libs)
+        libs = tuple(Library(str(d["id"]), str(d["individual"]), resolve(d["plus"], base),
+                             resolve(d["minus"], base)) for d in libs)
     raw["libraries"] = libs
     for key in ("reference", "peaks", "variants"):
-        raw[key] = _resolve(raw.get(key), base)
+        raw[key] = resolve(raw.get(key), base)
     raw["folds"] = resolve_paths(raw.get("folds"), base)
     spec = normalize_spec(raw["folds"], str(path))           # checks it; a mapping is kept
     raw["folds"] = spec if isinstance(raw["folds"], dict) else raw["folds"]  # canonical

@@ -22,6 +22,7 @@ from typing import Any
 
 from .bgzf import check_indexed, index_path
 from .config import BuildConfig
+from .paths import is_url
 
 FULL_HASH_BYTES = 32 * 2**20
 SAMPLES = 32
@@ -63,7 +64,7 @@ def _hash_file(path: str, size: int) -> tuple[str, str]:
 
 def fingerprint(path: str, is_vcf: bool = False) -> dict[str, Any]:
     """{size, mtime, hash, method} of one input (see module doc)."""
-    if "://" in path:
+    if is_url(path):
         import fsspec
         fs, p = fsspec.core.url_to_fs(path)
         info = fs.info(p)

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .contigs import resolve
+from . import paths
 from .errors import InputError
 
 TEST_FOLD = 0
@@ -140,9 +141,7 @@ SPEC_HINT = ("e.g. folds: null (CLIPNET's chromosome map), folds: my_map.csv, fo
 def resolve_paths(value: Any, base: Path) -> Any:
     """The config's `folds` value with its file path made absolute against `base` (config dir)."""
     def fix(p: str | None) -> str | None:
-        if p is None or "://" in str(p) or Path(p).is_absolute():
-            return p
-        return str((base / p).resolve())
+        return paths.resolve(None if p is None else str(p), base)
     if isinstance(value, (str, Path)):
         return fix(str(value))
     if isinstance(value, Mapping):

@@ -6,6 +6,7 @@ import json
 import click
 
 from clipstore.cliutil import is_quiet
+from clipstore.paths import is_url
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,7 +58,7 @@ def _import_tensorflow() -> None:
 def _cwd_path(p: str) -> str:
     import os
 
-    return p if "://" in p else os.path.abspath(p)
+    return p if is_url(p) else os.path.abspath(p)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -34,6 +34,7 @@ import yaml
 
 from clipstore.configcheck import Rule, problems_of, raise_problems
 from clipstore.errors import InputError
+from clipstore.paths import resolve
 
 ALL_REPLICATES = list(range(1, 10))
 
@@ -89,16 +90,6 @@ class TrainConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def _is_url(p: str) -> bool:
-    return "://" in p
-
-
-def _resolve(p: str | None, base: Path | None) -> str | None:
-    if p is None or base is None or _is_url(p) or Path(p).is_absolute():
-        return p
-    return str((base / p).resolve())
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """`key=value` from the command line; the value is parsed as YAML (`3`, `[1, 2]`, `null`)."""
     if "=" not in text:
@@ -132,7 +123,7 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
     raw = dict(raw)
     for key in ("store", "output", "fine_tune_from"):
         if key in ok and raw.get(key) is not None:
-            raw[key] = _resolve(str(raw[key]), base)
+            raw[key] = resolve(str(raw[key]), base)
     ens = raw.get("ensemble")
     if "ensemble" in ok and ens is not None:
         if ens == "all" or ens is True:

@@ -16,7 +16,7 @@ import numpy as np
 from clipstore.errors import InputError
 
 from .config import TrainConfig
-from .storage import RunDir, is_url
+from .storage import RunDir, is_remote
 
 MODEL = "model.keras"
 MANIFEST = "manifest.json"
@@ -119,7 +119,7 @@ def scratch(cfg: TrainConfig, worker: int) -> str:
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix=f"clipstore-worker{worker}-"))
-    if is_url(cfg.output):
+    if is_remote(cfg.output):
         src = RunDir(cfg.output, cfg.storage_options).local
     else:
         src = Path(cfg.output.removeprefix("file://"))

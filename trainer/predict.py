@@ -20,7 +20,7 @@ import numpy as np
 
 from clipstore.errors import InputError
 
-from .storage import experiment_models, fetch_model, fetch_text, is_url  # noqa: F401
+from .storage import experiment_models, fetch_model, fetch_text, is_remote  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _expand_experiment(path: str) -> list[str]:
     from .released import fold_files
 
     p = Path(path)
-    if is_url(path) or not p.is_dir() or (p / "model.keras").exists():
+    if is_remote(path) or not p.is_dir() or (p / "model.keras").exists():
         return [path]
     if (p / "experiment.json").exists():
         return experiment_models(path)

@@ -12,11 +12,11 @@ from pathlib import Path
 from clipstore.errors import InputError
 
 from .config import TrainConfig
-from .storage import is_url
+from .storage import is_remote
 
 
 def _local(path: str) -> Path | None:
-    return None if is_url(path) else Path(str(path).removeprefix("file://"))
+    return None if is_remote(path) else Path(str(path).removeprefix("file://"))
 
 
 def check_store(path: str, what: str = "store") -> None:

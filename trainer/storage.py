@@ -14,13 +14,10 @@ import tempfile
 from pathlib import Path
 
 from clipstore.errors import InputError
+from clipstore.paths import is_remote
 
 EXPERIMENT = "experiment.json"
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
-
-
-def is_url(path: str) -> bool:
-    return "://" in str(path) and not str(path).startswith("file://")
 
 
 class RunDir:
@@ -29,7 +26,7 @@ class RunDir:
     def __init__(self, url: str, storage_options: dict | None = None):
         self.url = str(url)
         self.storage_options = storage_options or {}
-        if is_url(self.url):
+        if is_remote(self.url):
             self.local = Path(tempfile.mkdtemp(prefix="clipstore-run-"))
             self._pull()
         else:
@@ -54,7 +51,7 @@ class RunDir:
 
     def sync(self) -> None:
         """Upload every local file to the bucket (no-op for local runs)."""
-        if not is_url(self.url):
+        if not is_remote(self.url):
             return
         fs, path = self._fs()
         for f in sorted(self.local.rglob("*")):
@@ -64,7 +61,7 @@ class RunDir:
 
     def public(self, rel: str) -> str:
         """The user-facing location of a file in this run (URL for buckets)."""
-        if is_url(self.url):
+        if is_remote(self.url):
             return f"{self.url.rstrip('/')}/{rel}"
         return str(self.local / rel)
 
@@ -81,7 +78,7 @@ def fetch_model(path: str, storage_options: dict | None = None) -> str:
 
     A run folder means its `model.keras`; a file ending .keras or .h5 is taken as is."""
     path = str(path)
-    if is_url(path):
+    if is_remote(path):
         import fsspec
 
         fs, p = fsspec.core.url_to_fs(path, **(storage_options or {}))
@@ -104,7 +101,7 @@ def fetch_model(path: str, storage_options: dict | None = None) -> str:
 
 def fetch_text(path: str, storage_options: dict | None = None) -> str:
     """Text of a local file or bucket object (manifests, experiment indexes)."""
-    if is_url(path):
+    if is_remote(path):
         import fsspec
 
         with fsspec.open(path, "rt", **(storage_options or {})) as fh:

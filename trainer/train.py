@@ -35,7 +35,7 @@ from .distribute import (MODEL, epoch_seed, get_strategy, is_chief, multi_worker
                          pool_loci_for, scratch, steps_per_epoch, tf_data, worker_of)
 from .manifest import MANIFEST, build_manifest, write_manifest
 from .progress import sayer
-from .storage import EXPERIMENT, RunDir, atomic_write_text, experiment_models, is_url
+from .storage import EXPERIMENT, RunDir, atomic_write_text, experiment_models, is_remote
 
 __all__ = ["LAST", "MODEL", "STATE", "TrainResult", "epoch_seed", "expand", "experiment_models",
            "quantity_scale", "select", "subsample_seed", "train", "train_all"]
@@ -130,7 +130,7 @@ def select(cfg: TrainConfig):
 
     # one set of fsspec options serves the store and the output: give it only to URLs
     ds = StoreDataset.open(cfg.store,
-                           storage_options=cfg.storage_options if is_url(cfg.store) else None)
+                           storage_options=cfg.storage_options if is_remote(cfg.store) else None)
     if cfg.libraries:
         ds = ds.with_libraries(cfg.libraries)
     if cfg.subsample is not None:
@@ -154,7 +154,7 @@ def select(cfg: TrainConfig):
         if d.n_examples == 0:
             from clipstore.refold import check_split   # names the fold scheme that would work
             check_split(cfg.store, cfg.replicate,
-                        storage_options=cfg.storage_options if is_url(cfg.store) else None)
+                        storage_options=cfg.storage_options if is_remote(cfg.store) else None)
             raise InputError(f"no {part} examples for replicate {cfg.replicate}", file=cfg.store,
                              hint="its folds hold loci, so the library selection (libraries, "
                                   "subsample) left none")
