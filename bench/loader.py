@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.common import WORK, peak_rss_mb, report, simulated_cohort  # noqa: E402
+from bench.common import WORK, open_genvarloader, peak_rss_mb, report, simulated_cohort  # noqa: E402
 from clipstore import bloscdec, encoding, schema  # noqa: E402
 from clipstore.reader import DEFAULT_POOL_LOCI, StoreDataset, _windows  # noqa: E402
 from tests._synthetic import synthetic_store  # noqa: E402
@@ -298,32 +298,7 @@ def time_naive(f: dict, n_examples: int = 3000) -> float:
 
 def time_genvarloader(f: dict, d: Path, n_batches: int, reuse: bool = False) -> float:
     """GenVarLoader: its write, then its batched array indexing ds[regions, samples] (no torch)."""
-    import genvarloader as gvl
-    import polars as pl
-
-    out = d / "gvl"
-    bed = pl.read_csv(f["bed"], separator="\t", has_header=False,
-                      new_columns=["chrom", "chromStart", "chromEnd"])
-    tracks = [gvl.BigWigs(st, {s: f["bigwigs"][(s, st)] for s in f["samples"]})
-              for st in ("plus", "minus")]
-    from genoray import VCF, Filter, exprs
-
-    # GVL reconstructs bi-allelic, non-symbolic variants only; its error message names this
-    # reader filter (the clipstore build skips the same records and counts them)
-    keep = Filter(record=lambda v: len(v.ALT) == 1 and not v.ALT[0].startswith("<"),
-                  expr=exprs.is_biallelic & ~exprs.is_symbolic & ~exprs.is_breakend)
-    ds = None
-    if reuse and out.exists():
-        try:
-            ds = gvl.Dataset.open(out, reference=f["fasta"], jitter=JIT, rng=0,
-                                  deterministic=False)
-        except Exception:
-            ds = None
-    if ds is None:
-        gvl.write(out, bed, variants=VCF(f["vcf"], filter=keep), tracks=tracks, max_jitter=JIT,
-                  overwrite=True)
-        ds = gvl.Dataset.open(out, reference=f["fasta"], jitter=JIT, rng=0, deterministic=False)
-    ds = ds.with_len(L_IN)
+    ds = open_genvarloader(f, d, JIT, L_IN, reuse)
     rng = np.random.default_rng(0)
     n_reg, n_smp = ds.n_regions, ds.n_samples
     for _ in range(5):
@@ -442,6 +417,11 @@ def main() -> None:
     attempt("naive_examples_per_s", lambda: max(time_naive(files) for _ in range(ROUNDS)))
     attempt("genvarloader_examples_per_s",
             lambda: time_genvarloader(files, inputs, a.batches, reuse=a.reuse))
+    try:   # the PyTorch path and GenVarLoader's own torch route (bench/torch_loader.py)
+        from bench.torch_loader import torch_figures
+        fig.update(torch_figures(ds, files, inputs, a.batches, reuse=True))
+    except ImportError as e:
+        fig["torch_error"] = f"torch not installed ({e}): pip install -e '.[torch]'"
 
     fig.update(NOTES)
     fig["load_average_1m_end"] = os.getloadavg()[0]
@@ -463,7 +443,11 @@ def main() -> None:
             ("150k/s", c >= 150_000), (">=40% ceiling", fig["ratio_vs_ceiling"] >= 0.4),
             (">=50x naive", (fig["ratio_vs_naive"] or 0) >= 50),
             (">=1x GVL", (fig["ratio_vs_genvarloader"] or 0) >= 1),
-            ("S3 >=50k/s", (fig.get("s3_examples_per_s") or 0) >= 50_000)] if ok) or "none"
+            ("S3 >=50k/s", (fig.get("s3_examples_per_s") or 0) >= 50_000),
+            (">=2x GVL fastest", (fig["ratio_vs_genvarloader"] or 0) >= 2),
+            ("torch 150k/s", (fig.get("torch_examples_per_s") or 0) >= 150_000),
+            ("torch >=2x GVL torch", (fig.get("ratio_torch_vs_genvarloader_torch") or 0) >= 2),
+            ] if ok) or "none"
     report("loader", fig)
 
 

@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import WORK, open_genvarloader, report  # noqa: E402
+
 BATCH, JIT, L_IN = 256, 250, 1000
 WORKERS = (0, 1, 2)
 
@@ -62,35 +64,6 @@ def time_torch(ds, n_batches: int, workers: int) -> tuple[float, float]:
     loader = to_torch(ds, BATCH, seed=0, epochs=None, drop_remainder=True, num_workers=workers)
     warm = -(-3 * DEFAULT_POOL_LOCI * len(ds.libraries) // BATCH)
     return time_loader(lambda: iter(loader), warm, n_batches)
-
-
-def open_genvarloader(files: dict, inputs: Path, reuse: bool = True):
-    """GenVarLoader's dataset of the cohort's files (written once under inputs/gvl, as
-    bench/loader.py's GenVarLoader baseline writes it), jitter 250, 1000 bp."""
-    import genvarloader as gvl
-    import polars as pl
-    from genoray import VCF, Filter, exprs
-
-    out = inputs / "gvl"
-    ds = None
-    if reuse and out.exists():
-        try:
-            ds = gvl.Dataset.open(out, reference=files["fasta"], jitter=JIT, rng=0,
-                                  deterministic=False)
-        except Exception:
-            ds = None
-    if ds is None:
-        bed = pl.read_csv(files["bed"], separator="\t", has_header=False,
-                          new_columns=["chrom", "chromStart", "chromEnd"])
-        tracks = [gvl.BigWigs(st, {s: files["bigwigs"][(s, st)] for s in files["samples"]})
-                  for st in ("plus", "minus")]
-        keep = Filter(record=lambda v: len(v.ALT) == 1 and not v.ALT[0].startswith("<"),
-                      expr=exprs.is_biallelic & ~exprs.is_symbolic & ~exprs.is_breakend)
-        gvl.write(out, bed, variants=VCF(files["vcf"], filter=keep), tracks=tracks,
-                  max_jitter=JIT, overwrite=True)
-        ds = gvl.Dataset.open(out, reference=files["fasta"], jitter=JIT, rng=0,
-                              deterministic=False)
-    return ds.with_len(L_IN)
 
 
 _LUT = np.zeros((256, 4), np.uint8)
@@ -159,7 +132,7 @@ def torch_figures(ds, files: dict | None, inputs: Path | None, n_batches: int,
     if files is None:
         return fig
     try:
-        got = time_genvarloader_torch(open_genvarloader(files, inputs, reuse), n_batches)
+        got = time_genvarloader_torch(open_genvarloader(files, inputs, JIT, L_IN, reuse), n_batches)
     except Exception as e:
         fig["genvarloader_torch_examples_per_s"] = None
         fig["genvarloader_torch_error"] = f"{type(e).__name__}: {e}"[:300]
@@ -179,7 +152,6 @@ def torch_figures(ds, files: dict | None, inputs: Path | None, n_batches: int,
 
 
 def main() -> None:
-    from bench.common import WORK, report
     from bench.loader import build_store, cohort_files
     from clipstore.reader import StoreDataset
 
