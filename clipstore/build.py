@@ -114,11 +114,6 @@ def _jsonable(d: Any) -> Any:
 def plan(config: BuildConfig) -> Plan:
     """Read and check every input; raises InputError before anything is written."""
     check_raw(config.to_dict(), "build config")   # a BuildConfig made in code, not from YAML
-    ids = [lib.id for lib in config.libraries]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise InputError(f"duplicated library id(s) {dup}", record="libraries",
-                         hint="every library needs a unique id")
     if not config.libraries:
         raise InputError("no libraries in the config", record="libraries")
     fa = open_fasta(config.reference)

@@ -123,6 +123,12 @@ def check_raw(raw: dict[str, Any], source: str) -> None:
             isinstance(x, dict) and {"id", "individual", "plus", "minus"} <= set(x)
             for x in libs):
         problems.append("libraries: each library needs id, individual, plus, minus")
+    if "libraries" in ok and isinstance(libs, list):   # (a TSV table is checked once it is read)
+        ids = [str(x["id"]) for x in libs if isinstance(x, dict) and "id" in x]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            problems.append(f"libraries: duplicated library id(s) {dup}; every library needs a "
+                            "unique id")
     raise_problems(problems, source)
 
 
@@ -141,7 +147,8 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
     check_raw(raw, str(path))
     base = path.parent.resolve()
     libs = raw["libraries"]
-    if isinstance(libs, str):
+    from_table = isinstance(libs, str)
+    if from_table:
         libs = read_library_table(resolve(libs, base), Path(resolve(libs, base)).parent)
     else:
         libs = tuple(Library(str(d["id"]), str(d["individual"]), resolve(d["plus"], base),
@@ -154,9 +161,6 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
     raw["folds"] = spec if isinstance(raw["folds"], dict) else raw["folds"]  # canonical
     raw["contig_aliases"] = {str(k): str(v) for k, v in (raw.get("contig_aliases") or {}).items()}
     cfg = BuildConfig(**raw)
-    ids = [lib.id for lib in cfg.libraries]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise InputError(f"duplicated library id(s) {dup}", file=str(path), record="libraries",
-                         hint="every library needs a unique id")
+    if from_table:   # the table's rows, checked like the config's own list
+        check_raw(cfg.to_dict(), str(path))
     return cfg

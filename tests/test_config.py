@@ -92,3 +92,12 @@ def test_a_config_built_in_code_is_checked_before_anything_is_written(cohort, tm
     with pytest.raises(InputError, match="max_jitter must be >= 0"):
         build(cfg, str(tmp_path / "s.zarr"), max_jitter=-100)
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_duplicated_library_ids_in_a_library_table(tmp_path):
+    (tmp_path / "libs.tsv").write_text("library\tindividual\tplus\tminus\n"
+                                       "A\tx\ta.bw\tb.bw\nA\ty\tc.bw\td.bw\n")
+    (tmp_path / "b.yaml").write_text("reference: r.fa\npeaks: p.bed\nlibraries: libs.tsv\n")
+    with pytest.raises(InputError, match=r"duplicated library id\(s\) \['A'\]") as e:
+        load_config(tmp_path / "b.yaml")
+    assert "b.yaml" in e.value.message()
