@@ -22,7 +22,6 @@ Fold 0 is the test fold; replicate model k (1..9) validates on fold k and trains
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 from importlib import resources
 from pathlib import Path
@@ -183,9 +182,7 @@ def window_clusters(chrom: np.ndarray, start: np.ndarray, end: np.ndarray) -> np
 def read_fold_bed(path: str) -> list[tuple[str, int, int, int, int]]:
     """(chrom, start, end, fold, line) of a BED whose 4th column is a fold 0..9."""
     try:
-        with open(path, "rb") as fh:
-            magic = fh.read(2)
-        fh = gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path, "rt")
+        fh = paths.open_text(path)
     except FileNotFoundError:
         raise InputError("fold BED not found", file=path,
                          hint="give a BED with columns chrom, start, end, fold") from None

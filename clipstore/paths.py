@@ -3,7 +3,9 @@ trainer's run folders): a URL goes through fsspec, a relative local path resolve
 folder of the file that named it."""
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
+from typing import IO
 
 
 def is_url(path: str | Path) -> bool:
@@ -22,3 +24,15 @@ def resolve(path: str | None, base: Path | None) -> str | None:
     if path is None or base is None or is_url(path) or Path(path).is_absolute():
         return path
     return str((Path(base) / path).resolve())
+
+
+def is_gzip(path: str | Path) -> bool:
+    """gzip (or bgzip) by its magic bytes, whatever the file is named."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def open_text(path: str | Path, encoding: str = "utf-8") -> IO[str]:
+    """A text file opened for reading, gunzipped on the fly when it is gzipped (tables, BEDs,
+    FASTA and VCF-like files reach us either way). FileNotFoundError as open() raises it."""
+    return gzip.open(path, "rt", encoding=encoding) if is_gzip(path) else open(path, encoding=encoding)

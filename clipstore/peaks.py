@@ -30,6 +30,7 @@ from .contigs import resolve
 from .errors import InputError
 from .fasta import Contig
 from .folds import UNASSIGNED, fold_of
+from .paths import open_text
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,7 @@ def read_peaks(path: str) -> list[Peak]:
     elif magic == _BIGWIG_MAGIC:
         raise _not_peaks(path, "it is a bigWig (a signal track)")
     else:
-        fh = gzip.open(path, "rt", encoding="utf-8") if magic[:2] == b"\x1f\x8b" \
-            else open(path, "rt", encoding="utf-8")
+        fh = open_text(path)
         try:
             with fh:
                 peaks = _read_text(fh, path)

@@ -34,6 +34,7 @@ import pandas as pd
 
 from clipstore.encoding import one_hot
 from clipstore.errors import InputError
+from clipstore.paths import open_text
 from clipstore.prefetch import prefetched
 
 from .metrics import directionality
@@ -100,14 +101,8 @@ def _meta_lines(path: str) -> int:
     """Leading `##` lines (a VCF's meta-information) to skip before the header row."""
     import itertools
 
-    opener = gzip.open if _is_gzip(path) else open
-    with opener(path, "rt") as f:
+    with open_text(path) as f:
         return sum(1 for _ in itertools.takewhile(lambda line: line.startswith("##"), f))
-
-
-def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
 
 
 def _read_tsv(path: str) -> pd.DataFrame:

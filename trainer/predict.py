@@ -205,28 +205,24 @@ def _index(ids: np.ndarray, wanted: Sequence[str], url: str) -> np.ndarray:
 
 # ---- sequences from files ---------------------------------------------------------------------
 def read_fasta(path: str) -> list[tuple[str, str]]:
-    """(name, sequence) records of a plain or gzipped FASTA."""
-    import gzip
+    """(name, sequence) records of a plain or gzipped FASTA, read by pysam (no index needed);
+    a file whose first line is not a `>` header is refused rather than skipped silently."""
+    import pysam
 
-    opener = gzip.open if str(path).endswith(".gz") else open
+    from clipstore.paths import open_text
+
     try:
-        with opener(path, "rt") as fh:
-            text = fh.read()
+        with open_text(path) as fh:
+            first = next((line for line in fh if line.strip()), "")
     except FileNotFoundError:
         raise InputError("FASTA not found", file=str(path)) from None
-    records, name, parts = [], None, []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if line.startswith(">"):
-            if name is not None:
-                records.append((name, "".join(parts)))
-            name, parts = line[1:].split()[0] if line[1:].strip() else f"record{len(records)}", []
-        elif line.strip():
-            if name is None:
-                raise InputError("sequence before the first '>' header", file=str(path),
-                                 record=f"line {i}")
-            parts.append(line.strip())
-    if name is not None:
-        records.append((name, "".join(parts)))
+    except (UnicodeDecodeError, OSError) as e:
+        raise InputError(f"not a text FASTA ({e})", file=str(path)) from None
+    if not first.startswith(">"):
+        raise InputError("expected a '>' header on the first line", file=str(path),
+                         record="line 1", hint="give a FASTA of sequences (one '>' line each)")
+    with pysam.FastxFile(str(path)) as fh:
+        records = [(r.name, r.sequence or "") for r in fh]
     if not records:
         raise InputError("no FASTA records", file=str(path))
     return records
@@ -291,11 +287,10 @@ def sequences_from_bed(bed: str, fasta: str, input_length: int) -> tuple[list[st
     fa = open_fasta(fasta)
     contigs = contigs_of(fa)
     names, xs = [], []
-    import gzip
+    from clipstore.paths import open_text
 
-    opener = gzip.open if bed.endswith(".gz") else open
     try:
-        fh = opener(bed, "rt")
+        fh = open_text(bed)
     except FileNotFoundError:
         raise InputError("BED file not found", file=bed) from None
     with fh:
