@@ -17,6 +17,8 @@ also run. `CLIPSTORE_NATIVE=off` forces every fallback.
   parent's main script (private `_inheriting`, the flag multiprocessing's own check reads).
 * `retune_malloc()`: glibc `mallopt`, undoing TensorFlow's mmap-threshold pin (tfdata).
 * `spare_ring()` / `return_ring()`: the process-wide list of idle pool buffers (tfdata).
+* `no_triton_beside_tensorflow()`: keeps torch from loading Triton into a process that holds
+  TensorFlow (both carry LLVM; the second one's C library segfaults on load).
 """
 from __future__ import annotations
 
@@ -193,3 +195,17 @@ def return_ring(ring: list[dict[str, np.ndarray]]) -> None:
     with _SPARE_LOCK:
         if len(_SPARE) < SPARE_RINGS:
             _SPARE.append(ring)
+
+
+def no_triton_beside_tensorflow() -> bool:
+    """Mark Triton as absent when TensorFlow is already loaded (True when it did).
+
+    Why: Triton's C library and TensorFlow's both carry LLVM, and loading Triton after
+    TensorFlow segfaults the process (torch 2.14 CUDA build + tensorflow-cpu 2.21, measured: torch
+    imports Triton when `torch._dynamo` loads, e.g. with an optimizer). torch treats a missing
+    Triton as "no GPU kernel compiler" and carries on; the reader needs none. A process without
+    TensorFlow (the usual PyTorch job) is left alone."""
+    if "tensorflow" in sys.modules and "triton" not in sys.modules:
+        sys.modules["triton"] = None   # `import triton` now raises ImportError, as if absent
+        return True
+    return False

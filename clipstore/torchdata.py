@@ -32,7 +32,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from . import native
 from .reader import DEFAULT_POOL_LOCI
+
+native.no_triton_beside_tensorflow()   # before torch loads Triton (see native.py)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import Batch, StoreDataset

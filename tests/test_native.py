@@ -125,3 +125,16 @@ print(name, native.decoder()[0], crc(b"123456789", 0, 9), native.sync(one()),
     assert out["on"][0] == "libcrc32c" and out["on"][2] == "c-blosc2"
     assert out["off"][-4:] == ["1", "True", "False", out["on"][-1]]
     assert out["on"][-2] == "True"
+
+
+def test_torch_trains_in_a_process_that_loaded_tensorflow_first():
+    """TensorFlow, then clipstore.torchdata, then a torch optimizer step (which loads
+    torch._dynamo and with it Triton): a segfault without the guard."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    code = ("import tensorflow, clipstore.torchdata, torch, torch._dynamo\n"
+            "m = torch.nn.Linear(4, 1); opt = torch.optim.Adam(m.parameters())\n"
+            "loss = m(torch.randn(8, 4)).pow(2).mean(); loss.backward(); opt.step()\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
