@@ -146,13 +146,14 @@ def test_killed_run_resumes_with_the_same_command_bit_for_bit(lstore, tmp_path):
 def test_early_stopping_and_different_config_refused(lstore, tmp_path):
     from trainer.train import train
 
-    # lr 0: validation loss never improves after epoch 0 -> stop after `patience` epochs
+    # lr 1e-30 (0 is refused by the config check): the weights cannot move in float32, so the
+    # validation loss never improves after epoch 0 -> stop after `patience` epochs
     r = train(tiny_config(lstore, str(tmp_path / "m"), max_epochs=10, patience=2,
-                          learning_rate=0.0, steps_per_epoch=2))
+                          learning_rate=1e-30, steps_per_epoch=2))
     assert r.stopped_early and r.epochs_run == 3 and r.best_epoch == 0
     with pytest.raises(InputError, match="different configuration"):
         train(tiny_config(lstore, str(tmp_path / "m"), max_epochs=10, patience=2,
-                          learning_rate=0.0, steps_per_epoch=2, seed=5))
+                          learning_rate=1e-30, steps_per_epoch=2, seed=5))
 
 
 def test_fine_tune_warmup_then_usual_lr_on_reference_only_store(trained, tmp_path):
