@@ -24,7 +24,7 @@ COMMANDS = {
     "predict": ("trainer.cli:predict", "Predict profiles and quantities with a model or ensemble."),
     "evaluate": ("evaluation.cli:evaluate", "Score predictions: cross-loci, QTLs, MPRA, reports."),
     "score": ("evaluation.cli:score", "Score variant effects for a SNP list with a model."),
-    "demo": ("clipstore.demo:demo", "Simulate, build, train and evaluate end to end on defaults."),
+    "demo": ("experiment.cli:demo", "Simulate, build, train and evaluate end to end on defaults."),
 }
 
 

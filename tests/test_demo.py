@@ -117,7 +117,7 @@ def test_full_plan_is_the_papers_schedule(tmp_path):
     """--full (not run here: it needs a GPU for hours) asks for 9-fold ensembles, 5 draws of
     n = 5..30 libraries, CLIPNET's model and optimiser settings — checked on the configs it
     would hand the trainer."""
-    from clipstore.demo import PLANS, plan_runs, train_config
+    from experiment.plans import PLANS, plan_runs, train_config
 
     plan = PLANS["full"]
     runs = plan_runs(plan, n_libraries=67, n_individuals=58)
