@@ -1,4 +1,10 @@
-"""Metrics of each trained model on held-out folds, and the bootstrap gains between two."""
+"""Metrics of each compared condition (an ensemble of training seeds) on held-out folds.
+
+Cross-locus and MPRA metrics use the ensemble predictor (members' profiles and quantities
+averaged, as trainer.predict does). QTL scores use the mean of the members' predicted tracks,
+and every member's genotype-group difference is kept (eval/qtl_<run>_members.npz): the
+ensemble's predicted L2 score is the norm of the members' mean difference, so the verdict can
+resample members as well as QTLs (experiment.verdict.ensemble_gain)."""
 from __future__ import annotations
 
 import dataclasses
@@ -41,9 +47,74 @@ def mpra_backbone():
                     name="simulated pMPRAv3-like")
 
 
-def evaluate_run(out: Path, run: Run, folders: list[str], store: str, sim: dict, plan: Plan,
-                 log: Log) -> dict:
-    """Cross-loci, QTL and MPRA numbers of one model, cached in eval/<run>.json."""
+def ensemble_predictors(members: list[dict[int, Any]]) -> dict[int, Any]:
+    """fold -> one Predictor averaging every member's model for that fold."""
+    if len(members) == 1:
+        return members[0]
+    from trainer.predict import Predictor
+
+    out = {}
+    for k in members[0]:
+        ps = [m[k] for m in members]
+        out[k] = Predictor([x for p in ps for x in p.models],
+                           paths=[x for p in ps for x in p.paths])
+    return out
+
+
+def _group_diffs(located, genotypes: np.ndarray, observed: dict, predicted: dict) -> np.ndarray:
+    """(QTLs, T): mean predicted track of hom-ref minus that of hom-alt individuals, over the
+    individuals `evaluation.qtl.score` counts (those with observed tracks); NaN rows where a
+    group is empty. Its norm is qtl.score's pred_l2."""
+    rows = []
+    for j, locus in enumerate(located["locus"]):
+        t = np.asarray(predicted[int(locus)], np.float64)
+        g = np.where(np.isfinite(observed[int(locus)]).all(1),
+                     np.asarray(genotypes[j], np.float64), np.nan)
+        ref, alt = g == 0, g == 2
+        rows.append(t[ref].mean(0) - t[alt].mean(0) if ref.any() and alt.any()
+                    else np.full(t.shape[1], np.nan))
+    return np.stack(rows) if rows else np.zeros((0, 0))
+
+
+def qtl_members(store: str, qtls_path: Path, members: list[dict[int, Any]], rpm: bool):
+    """(per-QTL scores of the ensemble, (members, QTLs, T) group differences): QTLs on folds
+    some member holds out only, each predicted by the model that never trained on it."""
+    from clipstore import schema
+    from evaluation import qtl
+
+    root = schema.open_store(store)
+    located = qtl.locate(qtl.load_qtls(qtls_path), root)
+    which = [qtl.composite_model(f, members[0]) for f in located["fold"]]
+    keep = np.array([w is not None for w in which], bool)
+    located = located[keep].reset_index(drop=True)
+    which = [w for w in which if w is not None]
+    genotypes = qtl.genotypes_from_store(root, located)
+    out_len = int(root.attrs["clipstore"]["output_length"])
+    observed = qtl.observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
+    tracks = []
+    for m in members:
+        t: dict[int, np.ndarray] = {}
+        for k in sorted(set(which)):
+            loci = located["locus"].to_numpy()[np.array(which) == k]
+            t.update(qtl.predicted_tracks(root, loci, m[k]))
+        tracks.append(t)
+    ens = {locus: np.mean([t[locus] for t in tracks], axis=0) for locus in tracks[0]}
+    scores = qtl.score(located, genotypes, observed, ens)
+    scores["model"] = ["ensemble" if k == 0 else f"replicate_{k}" for k in which]
+    diffs = np.stack([_group_diffs(located, genotypes, observed, t) for t in tracks])
+    return scores, diffs
+
+
+def _spearman(a, b) -> float:
+    from evaluation.crossloci import spearman
+    return float(spearman(np.asarray(a, np.float64), np.asarray(b, np.float64)))
+
+
+def evaluate_run(out: Path, run: Run, folders: list[list[str]], store: str, sim: dict,
+                 plan: Plan, log: Log) -> dict:
+    """Cross-loci, QTL and MPRA numbers of one condition (the ensemble of its seeds' models),
+    cached in eval/<run>.json; per-QTL scores in eval/qtl_<run>.csv, member differences in
+    eval/qtl_<run>_members.npz."""
     path = out / "eval" / f"{run.name}.json"
     if path.exists():
         return read_json(path)
@@ -51,18 +122,23 @@ def evaluate_run(out: Path, run: Run, folders: list[str], store: str, sim: dict,
     from evaluation import crossloci, mpra, qtl
 
     t0 = time.perf_counter()
-    preds = predictors_for(folders, plan)
-    test = {0: preds[0]}
-    cl = crossloci.evaluate_store(store, test, rpm=plan.rpm).iloc[0].to_dict()
-    scores, summary = qtl.evaluate_store(store, Path(sim["truth_dir"]) / "qtls.tsv", preds,
-                                         rpm=plan.rpm)
-    scores = scores[scores["model"] != "none"].reset_index(drop=True)
+    members = [predictors_for(f, plan) for f in folders]
+    preds = ensemble_predictors(members)
+    cl = crossloci.evaluate_store(store, {0: preds[0]}, rpm=plan.rpm).iloc[0].to_dict()
+    scores, diffs = qtl_members(store, Path(sim["truth_dir"]) / "qtls.tsv", members, plan.rpm)
+    summary = qtl.summarise(scores)
     (out / "eval").mkdir(parents=True, exist_ok=True)
     scores.to_csv(out / "eval" / f"qtl_{run.name}.csv", index=False)
-    truth_r = {}
+    np.savez_compressed(out / "eval" / f"qtl_{run.name}_members.npz", diffs=diffs,
+                        obs_l2=scores["obs_l2"].to_numpy(np.float64),
+                        key=(scores["variant_id"] + "|" + scores["kind"]).to_numpy(str))
+    ok = np.isfinite(scores["obs_l2"].to_numpy(np.float64))
+    member_r = [_pearson(np.linalg.norm(d, axis=1)[ok], scores["obs_l2"][ok]) for d in diffs]
+    truth_r, truth_rho = {}, {}
     for kind, col in (("ti", "pred_log_quantity_change"), ("di", "pred_directionality_change")):
         s = scores[scores["kind"] == kind]
         truth_r[kind] = _pearson(s[col], s["effect"]) if len(s) > 2 else float("nan")
+        truth_rho[kind] = _spearman(s[col], s["effect"]) if len(s) > 2 else float("nan")
     # MPRA: each oligo predicted by the model that never trained on its fold
     table = mpra.load_table(Path(sim["truth_dir"]) / "mpra.tsv")
     fmap = load_fold_map()
@@ -81,9 +157,12 @@ def evaluate_run(out: Path, run: Run, folders: list[str], store: str, sim: dict,
     mp = mres["models"][run.name]
     res = {"run": dataclasses.asdict(run), "models": folders,
            "crossloci": {k: v for k, v in cl.items() if k not in ("model", "fold")},
-           "qtl": {"pearson_r": summary["pearson_r"], "n": summary["n"],
+           "qtl": {"pearson_r": summary["pearson_r"],
+                   "spearman_r": _spearman(scores["pred_l2"], scores["obs_l2"]),
+                   "member_pearson_r": member_r, "n": summary["n"],
                    "share_no_effect": summary["share_no_effect"],
-                   "by_kind": summary["by_kind"], "truth_r": truth_r},
+                   "by_kind": summary["by_kind"], "truth_r": truth_r,
+                   "truth_spearman": truth_rho},
            "mpra": {"auprc": mp["auprc"], "pearson_r": mp["pearson_r"],
                     "sign_mismatch_share": mp["sign_mismatch_share"],
                     "n_variants": int(len(table)), "n_emvar": mres["n_emvar"],
@@ -91,34 +170,10 @@ def evaluate_run(out: Path, run: Run, folders: list[str], store: str, sim: dict,
                     "precision": mp["precision"], "recall": mp["recall"]},
            "seconds": time.perf_counter() - t0}
     write_json(path, res)
-    log(f"evaluate {run.name}: profile r {cl['profile_r_median']:.3f}, "
-        f"QTL r {summary['pearson_r']:.3f} (n={summary['n']}), auPRC {mp['auprc']:.3f} "
-        f"({res['seconds']:.0f}s)")
+    log(f"evaluate {run.name} ({len(folders)} member(s)): profile r "
+        f"{cl['profile_r_median']:.3f}, QTL r {summary['pearson_r']:.3f} (n={summary['n']}), "
+        f"auPRC {mp['auprc']:.3f} ({res['seconds']:.0f}s)")
     return res
-
-
-def qtl_gain(out: Path, a: str, b: str, seed: int = 0) -> dict:
-    """Pearson r(pred, obs L2) of model a minus model b, with a bootstrap 95 % CI over QTLs."""
-    import pandas as pd
-
-    sa = pd.read_csv(out / "eval" / f"qtl_{a}.csv")
-    sb = pd.read_csv(out / "eval" / f"qtl_{b}.csv")
-    key = ["variant_id", "kind"]
-    m = sa.merge(sb, on=key, suffixes=("_a", "_b"))
-    m = m[np.isfinite(m["obs_l2_a"]) & np.isfinite(m["pred_l2_a"]) & np.isfinite(m["pred_l2_b"])]
-    obs, pa, pb = (m[c].to_numpy(np.float64) for c in ("obs_l2_a", "pred_l2_a", "pred_l2_b"))
-    rng = np.random.default_rng(seed)
-    d = []
-    for _ in range(N_BOOT):
-        i = rng.integers(0, len(obs), len(obs))
-        d.append(_pearson(pa[i], obs[i]) - _pearson(pb[i], obs[i]))
-    d = np.asarray(d)
-    d = d[np.isfinite(d)]
-    return {"delta": _pearson(pa, obs) - _pearson(pb, obs), "n": int(len(obs)),
-            "ci_low": float(np.percentile(d, 2.5)) if len(d) else float("nan"),
-            "ci_high": float(np.percentile(d, 97.5)) if len(d) else float("nan"),
-            "p_value": float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))) if len(d)
-            else float("nan")}
 
 
 def mpra_gain(out: Path, a: str, b: str, sim: dict, plan: Plan) -> dict:
