@@ -244,3 +244,24 @@ def test_ensemble_gain_ci_widens_with_replicate_spread():
     g = ensemble_gain(a, b, seed=1)
     ea, eb = (np.linalg.norm(x["diffs"].mean(0), axis=1) for x in (a, b))
     assert g["delta"] == pytest.approx(pearsonr(ea, obs)[0] - pearsonr(eb, obs)[0], abs=1e-9)
+
+
+def test_record_writes_only_measured_runs(quick_demo, tmp_path):
+    """experiment.record: bench JSON and README block from finished folders; a folder without
+    results.json is listed as missing, never filled in."""
+    from experiment.record import main as record
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- BEGIN demo -->\nold\n<!-- END demo -->\n")
+    out = tmp_path / "demo.json"
+    record([str(quick_demo), str(tmp_path / "never_ran"), "--json", str(out),
+            "--readme", str(readme)])
+    rec = json.loads(out.read_text())
+    res = json.loads((quick_demo / "results.json").read_text())
+    assert rec["missing"] == [str(tmp_path / "never_ran")]
+    assert list(rec["verdict_by_seed"]) == ["0"]
+    assert rec["verdict_by_seed"]["0"] == res["verdict"]["text"]
+    assert rec["null_control_holds"]["0"] is res["regimes"]["null"]["verdict"]["holds"]
+    assert rec["minutes_pipeline"]["0"] == pytest.approx(res["wall_seconds"] / 60)
+    text = readme.read_text()
+    assert "old" not in text and "null_personalized" in text and "never_ran" in text
