@@ -126,10 +126,13 @@ def verdict(p: dict, r: dict, gain: dict) -> dict:
                 "predicts a constant); use the default or --full plan.")
     else:
         why = []
-        if not improves:
+        ci = f"[{_f(gain['ci_low'], True)}, {_f(gain['ci_high'], True)}]"
+        if not improves and gain["ci_high"] < 0:
+            why.append("the reference-trained ensemble predicts variant effects better "
+                       f"(QTL-r gain 95% CI {ci}, below 0)")
+        elif not improves:
             why.append("no significant gain in variant-effect prediction from personalized "
-                       "training (the QTL-r gain's 95% CI reaches "
-                       f"{_f(gain['ci_low'], True)})")
+                       f"training (QTL-r gain 95% CI {ci} includes 0)")
         if not similar:
             why.append("cross-locus accuracy differs beyond the threshold")
         head = "DOES NOT HOLD on this simulation: " + " and ".join(why) + "."

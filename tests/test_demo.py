@@ -265,3 +265,21 @@ def test_record_writes_only_measured_runs(quick_demo, tmp_path):
     assert rec["minutes_pipeline"]["0"] == pytest.approx(res["wall_seconds"] / 60)
     text = readme.read_text()
     assert "old" not in text and "null_personalized" in text and "never_ran" in text
+
+
+@pytest.mark.parametrize("ci, holds, phrase", [
+    ((-0.10, 0.05), False, "includes 0"), ((-0.20, -0.01), False, "reference-trained ensemble"),
+    ((0.01, 0.20), True, "HOLDS")])
+def test_verdict_sentence_never_asserts_a_refuted_claim(ci, holds, phrase):
+    """A DOES NOT HOLD sentence says what failed and does not restate the claim as if true."""
+    from experiment.verdict import CLAIM, verdict
+
+    def ev(prof: float) -> dict:
+        return {"crossloci": {"profile_r_median": prof, "quantity_log_r": 0.8},
+                "qtl": {"pearson_r": 0.3, "spearman_r": 0.3, "member_pearson_r": [0.3, 0.31],
+                        "truth_r": {"ti": 0.1, "di": 0.2}}}
+
+    v = verdict(ev(0.80), ev(0.82), {"delta": 0.0, "ci_low": ci[0], "ci_high": ci[1], "n": 100,
+                                     "p_value": 0.5, "replicates": [2, 2]})
+    assert v["holds"] is holds and phrase in v["text"]
+    assert (CLAIM in v["text"]) is holds
