@@ -96,8 +96,8 @@ PLANS: dict[str, Plan] = {
     # - 2,000 loci rather than 1,000 doubles the QTLs scored (109 -> 237) for ~20 s more.
     # Replication costs 4x the models (20 runs, was 5): each run is 12 epochs x 40 steps (was
     # 20 x 64) and scores 16 validation batches per epoch (2,048 examples; all of fold 1 is 47
-    # batches, which cost ~40 % of each 24-step epoch in a measured run), so the runs fit the
-    # budget; the README says what the shorter schedule costs.
+    # batches, twice the 24 training steps per epoch of a first measured replicated run), so
+    # the runs fit the budget; the README says what the shorter schedule costs.
     "default": Plan(
         name="default",
         sim=dict(n_individuals=20, replicates=4, n_loci=2000, input_length=500, max_jitter=100,
