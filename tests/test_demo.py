@@ -252,7 +252,7 @@ def test_record_writes_only_measured_runs(quick_demo, tmp_path):
     from experiment.record import main as record
 
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- BEGIN demo -->\nold\n<!-- END demo -->\n")
+    readme.write_text("# x\n<!-- BEGIN demo -->\nSTALE-BLOCK\n<!-- END demo -->\n")
     out = tmp_path / "demo.json"
     record([str(quick_demo), str(tmp_path / "never_ran"), "--json", str(out),
             "--readme", str(readme)])
@@ -264,7 +264,7 @@ def test_record_writes_only_measured_runs(quick_demo, tmp_path):
     assert rec["null_control_holds"]["0"] is res["regimes"]["null"]["verdict"]["holds"]
     assert rec["minutes_pipeline"]["0"] == pytest.approx(res["wall_seconds"] / 60)
     text = readme.read_text()
-    assert "old" not in text and "null_personalized" in text and "never_ran" in text
+    assert "STALE-BLOCK" not in text and "null_personalized" in text and "never_ran" in text
 
 
 @pytest.mark.parametrize("ci, holds, phrase", [
