@@ -62,7 +62,7 @@ def collect(folders: list[Path]) -> dict:
     out["date"] = max((r["date"] for r in runs.values()), default="")
     out["commit"] = _commit()
     out["note"] = ("wall minutes were measured on a 2-core machine shared with other jobs "
-                   "(load average ~5-10): they over-state a quiet machine's time; CPU minutes "
+                   "(load average 8-17 during the recorded run): they over-state a quiet machine's time; CPU minutes "
                    "(this process and its finished children) are the cost")
     return out
 
