@@ -3,14 +3,15 @@
     python bench/build.py [--loci 8000] [--individuals 58] [--replicates 9]
 
 A seeded cohort of realistic shape (58 individuals + 9 isogenic replicates = 67 libraries,
-W = 1500 bp, signal over 1000 bp, ~92 % zero tracks, a few SNPs per window) is written once under bench/work/build
+W = 1500 bp, signal over 1000 bp, ~92 % zero tracks, a few SNPs per window) is written once under
+bench/work/build
 (clipstore.simulate when present, else the test writer), then built in fresh subprocesses with
 1 and 2 workers, alternately, `--repeats` times each; the fastest run of each counts. examples =
 (library, locus) pairs. Other engineers share this 2-core machine, so the 2-worker speedup is a
 lower bound; CPU-seconds per example during the build (driver + fork server + worker processes)
 depends little on the load and shows whether the parallel path does extra work (it did, 2.2x,
 before the build's LocalCluster stopped inheriting dask's MALLOC_TRIM_THRESHOLD_; see
-clipstore.build._client); cores used = CPU-seconds / wall seconds. On 2 free cores the speedup
+clipstore.build_cluster.client); cores used = CPU-seconds / wall seconds. On 2 free cores the speedup
 is at most 2 / (cores_used_1_worker x cpu_us_per_example_2_workers / cpu_us_per_example_1_worker):
 the in-process build encodes on zarr's own thread pool (~1.1 cores), a worker on one thread.
 """
@@ -96,6 +97,38 @@ def real_chr22(work: Path) -> dict:
     return out
 
 
+def integrity_costs(config: Path) -> dict:
+    """Seconds the build's input checks take (best of 3, warm cache): fingerprinting every
+    input of the bench cohort (each bigWig hashed, the VCF's BGZF blocks inflated and checked
+    against its index), and of the real chr20 FASTA (18 MB, bgzipped) alone."""
+    import time
+
+    from clipstore.config import load_config
+    from clipstore.fingerprint import fingerprint, fingerprints
+
+    def best(f) -> float:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    cfg = load_config(config)
+    out = {"input_fingerprint_seconds": best(lambda: fingerprints(cfg)),
+           "input_bytes": sum(Path(p).stat().st_size for p in
+                              [cfg.reference, cfg.peaks, cfg.variants or cfg.reference,
+                               *(x for lib in cfg.libraries for x in (lib.plus, lib.minus))])}
+    if cfg.variants:
+        out["vcf_bgzf_check_seconds"] = best(lambda: fingerprint(cfg.variants, is_vcf=True))
+    fa = ROOT.parent / "shared" / "data" / "real" / "chr20_hg19" / "20.fa.gz"
+    if fa.exists():
+        out["fingerprint_seconds_chr20_fa_gz"] = best(lambda: fingerprint(str(fa)))
+        from clipstore.bgzf import scan
+        out["bgzf_check_seconds_chr20_fa_gz"] = best(lambda: scan(str(fa)))   # inflate + CRC
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loci", type=int, default=8000)
@@ -144,6 +177,7 @@ def main() -> None:
         "bytes_per_signal_example": du(store / "signal") / n_sig,
         "bytes_per_reference_locus": du(store / "reference") / one["n_loci"],
         **real_chr22(work),
+        **integrity_costs(inputs / "build.yaml"),
     })
 
 

@@ -71,3 +71,34 @@ def simulated_cohort(path: Path, n_loci: int, *, individuals: int = 58, replicat
                  contigs={"chr1": per * 400, "chr2": per * 400},
                  variants_per_locus=variants_per_locus, realistic=True)
     return path
+
+
+def open_genvarloader(files: dict, inputs: Path, jitter: int, length: int, reuse: bool = True):
+    """GenVarLoader's dataset of the cohort's files (bench/loader.py's `cohort_files`), written
+    once under inputs/gvl, read back with `jitter` and windows of `length` bp. GVL reconstructs
+    bi-allelic, non-symbolic variants only; its error message names this reader filter (the
+    clipstore build skips the same records and counts them)."""
+    import genvarloader as gvl
+    import polars as pl
+    from genoray import VCF, Filter, exprs
+
+    out = inputs / "gvl"
+    ds = None
+    if reuse and out.exists():
+        try:
+            ds = gvl.Dataset.open(out, reference=files["fasta"], jitter=jitter, rng=0,
+                                  deterministic=False)
+        except Exception:
+            ds = None
+    if ds is None:
+        bed = pl.read_csv(files["bed"], separator="\t", has_header=False,
+                          new_columns=["chrom", "chromStart", "chromEnd"])
+        tracks = [gvl.BigWigs(st, {s: files["bigwigs"][(s, st)] for s in files["samples"]})
+                  for st in ("plus", "minus")]
+        keep = Filter(record=lambda v: len(v.ALT) == 1 and not v.ALT[0].startswith("<"),
+                      expr=exprs.is_biallelic & ~exprs.is_symbolic & ~exprs.is_breakend)
+        gvl.write(out, bed, variants=VCF(files["vcf"], filter=keep), tracks=tracks,
+                  max_jitter=jitter, overwrite=True)
+        ds = gvl.Dataset.open(out, reference=files["fasta"], jitter=jitter, rng=0,
+                              deterministic=False)
+    return ds.with_len(length)

@@ -13,8 +13,10 @@ the locus count). The S3 run uses a
 small seeded synthetic store (tests/_synthetic: uniform ~8 % nonzero counts, which compress
 3.5x worse than simulated or real tracks, so it is the harder case). The clipstore pipeline is
 consumed inside a `tf.function` loop, as Keras's compiled train step consumes it, and also timed
-with eager `next()` calls and with numcodecs' Blosc decoder in place of c-blosc2
-(clipstore.bloscdec), in the same run.
+with eager `next()` calls, with numcodecs' Blosc decoder in place of c-blosc2
+(clipstore.bloscdec), and over a copy of the store in the schema-3 layout (no chunk crc32c,
+so the reader checks no chunk checksums: `checksum_overhead` = 1 - with / without), in the
+same run.
 Writes bench/results/loader.json.
 """
 from __future__ import annotations
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.common import WORK, peak_rss_mb, report, simulated_cohort  # noqa: E402
+from bench.common import WORK, open_genvarloader, peak_rss_mb, report, simulated_cohort  # noqa: E402
 from clipstore import bloscdec, encoding, schema  # noqa: E402
 from clipstore.reader import DEFAULT_POOL_LOCI, StoreDataset, _windows  # noqa: E402
 from tests._synthetic import synthetic_store  # noqa: E402
@@ -76,13 +78,40 @@ def build_store(work: Path, n_loci: int, reuse: bool = False) -> tuple[str, Path
     return str(store), inputs
 
 
-def _complete(path: Path, n_loci: int | None) -> bool:
+def schema3_copy(store: str, reuse: bool = False) -> str:
+    """The same store laid out by schema 3 (no per-chunk crc32c): the checksums' baseline."""
+    import zarr
+
+    out = store.replace(".zarr", "_schema3.zarr")
+    if reuse and _complete(Path(out), None, version=3):
+        return out
+    src = zarr.open_group(store, mode="r")
+    info = schema.store_info(src)
+    old = schema.StoreInfo(**{**info.__dict__, "schema_version": 3, "complete": False})
+    dst = schema.create_store(out, n_loci=src[schema.REFERENCE].shape[0],
+                              individuals=list(src["individual_id"][:]),
+                              libraries=list(src["library_id"][:]),
+                              library_individual=src["library_individual"][:], info=old,
+                              overwrite=True)
+    for name in schema.ALL_COORDS:
+        dst[name][:] = src[name][:]
+    n = src[schema.REFERENCE].shape[0]
+    for i in range(schema.n_shards(n, info.shard_loci)):
+        sl = schema.shard_slice(i, n, info.shard_loci)
+        dst[schema.REFERENCE][sl] = src[schema.REFERENCE][sl]
+        dst[schema.SEQUENCE][:, sl] = src[schema.SEQUENCE][:, sl]
+        dst[schema.SIGNAL][:, sl] = src[schema.SIGNAL][:, sl]
+    schema.mark_complete(dst)
+    return out
+
+
+def _complete(path: Path, n_loci: int | None, version: int = schema.SCHEMA_VERSION) -> bool:
     """A finished store of this shape, written by this schema version (else rebuilt)."""
     try:
         ds = StoreDataset.open(str(path))
     except Exception:
         return False
-    return (ds.info.schema_version == schema.SCHEMA_VERSION
+    return (ds.info.schema_version == version
             and len(ds.libraries) == N_IND + N_REP and n_loci in (None, len(ds.loci)))
 
 
@@ -269,32 +298,7 @@ def time_naive(f: dict, n_examples: int = 3000) -> float:
 
 def time_genvarloader(f: dict, d: Path, n_batches: int, reuse: bool = False) -> float:
     """GenVarLoader: its write, then its batched array indexing ds[regions, samples] (no torch)."""
-    import genvarloader as gvl
-    import polars as pl
-
-    out = d / "gvl"
-    bed = pl.read_csv(f["bed"], separator="\t", has_header=False,
-                      new_columns=["chrom", "chromStart", "chromEnd"])
-    tracks = [gvl.BigWigs(st, {s: f["bigwigs"][(s, st)] for s in f["samples"]})
-              for st in ("plus", "minus")]
-    from genoray import VCF, Filter, exprs
-
-    # GVL reconstructs bi-allelic, non-symbolic variants only; its error message names this
-    # reader filter (the clipstore build skips the same records and counts them)
-    keep = Filter(record=lambda v: len(v.ALT) == 1 and not v.ALT[0].startswith("<"),
-                  expr=exprs.is_biallelic & ~exprs.is_symbolic & ~exprs.is_breakend)
-    ds = None
-    if reuse and out.exists():
-        try:
-            ds = gvl.Dataset.open(out, reference=f["fasta"], jitter=JIT, rng=0,
-                                  deterministic=False)
-        except Exception:
-            ds = None
-    if ds is None:
-        gvl.write(out, bed, variants=VCF(f["vcf"], filter=keep), tracks=tracks, max_jitter=JIT,
-                  overwrite=True)
-        ds = gvl.Dataset.open(out, reference=f["fasta"], jitter=JIT, rng=0, deterministic=False)
-    ds = ds.with_len(L_IN)
+    ds = open_genvarloader(f, d, JIT, L_IN, reuse)
     rng = np.random.default_rng(0)
     n_reg, n_smp = ds.n_regions, ds.n_samples
     for _ in range(5):
@@ -367,12 +371,15 @@ def main() -> None:
     fig["decoder"] = bloscdec.decoder()[0]
     # alternate the two decoders (the same pipeline with numcodecs' Blosc in place of c-blosc2)
     # and keep the best of ROUNDS runs of each, as for every rate below: the machine is shared
-    runs: dict[str, list] = {"blosc2": [], "numcodecs": []}
+    # and the same pipeline over the schema-3 copy (no chunk checksums to verify)
+    ds3 = StoreDataset.open(schema3_copy(store, reuse=a.reuse)).with_jitter(JIT).with_rc(True)
+    runs: dict[str, list] = {"blosc2": [], "numcodecs": [], "no_checksums": []}
     for _ in range(ROUNDS):
         for name, got in runs.items():
-            os.environ["CLIPSTORE_BLOSC"] = name
+            os.environ["CLIPSTORE_BLOSC"] = "blosc2" if name == "no_checksums" else name
             cost: dict = {}
-            got.append((time_tf(ds, a.batches, cost=cost), cost))
+            got.append((time_tf(ds3 if name == "no_checksums" else ds, a.batches, cost=cost),
+                        cost))
     del os.environ["CLIPSTORE_BLOSC"]
     (rate, mb, warm), cost = max(runs["blosc2"], key=lambda r: r[0][0])
     fig.update(clipstore_examples_per_s=rate, clipstore_mb_per_s=mb, clipstore_warmup_s=warm)
@@ -380,6 +387,13 @@ def main() -> None:
     (rate, _, _), cost = max(runs["numcodecs"], key=lambda r: r[0][0])
     fig["clipstore_numcodecs_examples_per_s"] = rate
     fig["clipstore_numcodecs_cpu_us_per_example"] = cost["cpu_us_per_example"]
+    (rate, _, _), cost = max(runs["no_checksums"], key=lambda r: r[0][0])
+    fig["clipstore_no_checksums_examples_per_s"] = rate
+    fig["clipstore_no_checksums_cpu_us_per_example"] = cost["cpu_us_per_example"]
+    # 1 - with/without in examples per CPU-second (process CPU, all threads): on a shared
+    # machine this moves far less than wall-clock rates; the wall-clock ratio is kept beside it
+    fig["checksum_overhead"] = 1 - cost["cpu_us_per_example"] / fig["clipstore_cpu_us_per_example"]
+    fig["checksum_overhead_wall"] = 1 - fig["clipstore_examples_per_s"] / rate
     cost = {}
     fig["clipstore_eager_examples_per_s"] = time_tf(ds, a.batches, cost=cost, graph=False)[0]
     fig["clipstore_eager_cpu_us_per_example"] = cost["cpu_us_per_example"]
@@ -403,6 +417,11 @@ def main() -> None:
     attempt("naive_examples_per_s", lambda: max(time_naive(files) for _ in range(ROUNDS)))
     attempt("genvarloader_examples_per_s",
             lambda: time_genvarloader(files, inputs, a.batches, reuse=a.reuse))
+    try:   # the PyTorch path and GenVarLoader's own torch route (bench/torch_loader.py)
+        from bench.torch_loader import torch_figures
+        fig.update(torch_figures(ds, files, inputs, a.batches, reuse=True))
+    except ImportError as e:
+        fig["torch_error"] = f"torch not installed ({e}): pip install -e '.[torch]'"
 
     fig.update(NOTES)
     fig["load_average_1m_end"] = os.getloadavg()[0]
@@ -424,7 +443,11 @@ def main() -> None:
             ("150k/s", c >= 150_000), (">=40% ceiling", fig["ratio_vs_ceiling"] >= 0.4),
             (">=50x naive", (fig["ratio_vs_naive"] or 0) >= 50),
             (">=1x GVL", (fig["ratio_vs_genvarloader"] or 0) >= 1),
-            ("S3 >=50k/s", (fig.get("s3_examples_per_s") or 0) >= 50_000)] if ok) or "none"
+            ("S3 >=50k/s", (fig.get("s3_examples_per_s") or 0) >= 50_000),
+            (">=2x GVL fastest", (fig["ratio_vs_genvarloader"] or 0) >= 2),
+            ("torch 150k/s", (fig.get("torch_examples_per_s") or 0) >= 150_000),
+            ("torch >=2x GVL torch", (fig.get("ratio_torch_vs_genvarloader_torch") or 0) >= 2),
+            ] if ok) or "none"
     report("loader", fig)
 
 

@@ -9,72 +9,64 @@ How the pieces fit:
   (with CRC32s of its three arrays) in the root attribute `clipstore_build`. A killed build rerun
   with the same config skips done shards and redoes the rest; every shard is a pure function of
   the inputs, so the result is bit-identical to an uninterrupted build. `schema.mark_complete` is
-  the last write, so nothing incomplete ever looks complete. Progress lives in the store itself
-  (no local lock files), so resume works on any fsspec URL.
+  the last write, so nothing incomplete ever looks complete. Progress lives in the store itself,
+  so resume works on any fsspec URL.
+* Integrity: `plan()` fingerprints every input (`fingerprint.py`; the VCF's BGZF blocks and
+  index are verified, `bgzf.py`) and the store records them; a resume or rerun refuses inputs
+  that changed. One build writes a store at a time (`lock.py`: `OUTPUT.lock`). An OSError while
+  writing is an `OutputError` (exit 1); bad input found mid-build an `InputError` (exit 2).
 * workers=1 runs in-process (zarr compresses on its own small thread pool: measured 1.0-1.05
   cores). workers >= 2 starts a dask LocalCluster of N single-threaded processes that encode
   with one zarr thread each, so N workers use about N cores; they fork from a fork server that
-  has imported this module (`memory_limit=max_memory`, glibc's default malloc: see `_client`),
+  has imported this module (`memory_limit=max_memory`, glibc's default malloc: see
+  `build_cluster.client`),
   and the driver builds shards itself until the workers are up. A script calling
   build(workers >= 2) needs the `if __name__ == "__main__":` guard (a clear error says so).
   `scheduler=ADDRESS` uses an existing cluster as it is configured.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
-import signal
 import time
-import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import zarr
 
-from . import schema
-from .config import BuildConfig, load_config
-from .contigs import reverse_map
-from .encoding import one_hot
-from .errors import InputError
-from .fasta import contigs_of, fetch, open_fasta
-from .folds import load_fold_map
+from . import build_cluster, schema
+from .config import BuildConfig, check_raw, load_config
+from .errors import InputError, OutputError
+from .fasta import contigs_of, open_fasta
+from .fingerprint import KEY as INPUTS_KEY, changes, fingerprints
+from .folds import assign_folds, load_fold_map, normalize_spec
+from .info import count_lines
+from .lock import StoreLock
 from .peaks import call_loci
-from .tracks import chrom_names, integer_counts, open_bigwig, total_counts, windows
-from .variants import SKIP_KEYS, apply_snps, contigs_with_records, open_vcf
+from .shard import Plan, checksums, compute_shard, geometry
+from .tracks import chrom_names, integer_counts, open_bigwig, total_counts
+from .variants import SKIP_KEYS, vcf_contig_map
 
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "clipstore_build"          # root attribute: shards done + their checksums
-KILL_HOOK = "CLIPSTORE_TEST_KILL_AFTER_SHARDS"  # tests only: SIGKILL the driver after N shards
-SLOW_HOOK = "CLIPSTORE_TEST_SHARD_DELAY"        # tests only: seconds to wait after each shard
-                                                # write, so random kills land mid-build
 BASELINE_BYTES = 150 * 2**20  # interpreter + libraries per process (measured ~110 MiB)
 WORKER_BASELINE_BYTES = 300 * 2**20  # a dask worker also holds distributed (~250 MiB measured)
 WRITE_BATCH_CHUNKS = 16  # inner chunks zarr encodes per batch (its default 1 awaits each in
                          # turn): 17 % less CPU per shard write (as much as a whole shard per
                          # batch); peak RSS of the bench's 1-worker build 244 -> 304 MB, still
                          # under `fit_shard_loci`'s per-locus model (378 MB there)
-SPAWN_HINT = ("Python starts each worker process by re-running the main script: in a script, "
-              "call build(workers=N) under `if __name__ == \"__main__\":`, or use workers=1")
-
 
 @dataclass(frozen=True)
-class Plan:
-    """Everything a shard task needs, as plain picklable data."""
-    config: BuildConfig
-    loci: dict[str, np.ndarray]
-    individuals: list[str]
-    library_individual: np.ndarray
-    vcf_chroms: dict[str, str]            # FASTA contig → VCF contig
-    bw_chroms: list[tuple[dict[str, str], dict[str, str]]]  # per library: plus, minus maps
-    totals: np.ndarray
-    counts: dict[str, int]                # locus-level skipped counts from the peaks
-    signal_dtype: str = "float32"         # resolved from config.signal_dtype ("auto")
-
-    @property
-    def n_loci(self) -> int:
-        return len(self.loci["start"])
+class BuildHooks:
+    """Seams for tests (kill -9 mid-build, slow shards so kills land mid-build), passed to
+    `build(hooks=...)`. A script run as a real process passes them too (tests/_build_inputs)."""
+    after_write: Callable[[int], None] | None = None       # in the process that wrote shard i
+    after_record: Callable[[int, int], None] | None = None  # driver: (shard, recorded this run)
 
 
 @dataclass
@@ -103,7 +95,7 @@ class BuildSummary:
                  f"shards     {self.n_shards} × {self.shard_loci} loci "
                  f"({self.shards_built} built, {self.shards_resumed} already done)",
                  f"time       {self.seconds:.1f} s"]
-        lines += [f"skipped    {k}: {v}" for k, v in self.skipped.items()]
+        lines += count_lines(self.skipped)
         return "\n".join(lines)
 
 
@@ -121,39 +113,28 @@ def _jsonable(d: Any) -> Any:
 
 def plan(config: BuildConfig) -> Plan:
     """Read and check every input; raises InputError before anything is written."""
-    ids = [lib.id for lib in config.libraries]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise InputError(f"duplicated library id(s) {dup}", record="libraries",
-                         hint="every library needs a unique id")
+    check_raw(config.to_dict(), "build config")   # a BuildConfig made in code, not from YAML
     if not config.libraries:
         raise InputError("no libraries in the config", record="libraries")
     fa = open_fasta(config.reference)
     contigs = contigs_of(fa)
     fa.close()
-    fold_map = load_fold_map(config.folds)
-    loci, counts = call_loci(config.peaks, contigs, config.window, config.divergent_distance,
-                             fold_map, config.contig_aliases)
+    fold_spec = normalize_spec(config.folds)          # folds: see clipstore.folds
+    loci, counts = call_loci(config.peaks, contigs, geometry(config).window,
+                             config.divergent_distance, load_fold_map(fold_spec.get("map")),
+                             config.contig_aliases)
+    loci["fold"], fold_counts = assign_folds(loci, fold_spec, config.contig_aliases)
+    counts.update({k: v for k, v in fold_counts.items() if v or k in counts})
     used = sorted(set(loci["chrom"].tolist()))
     individuals: list[str] = []
     for lib in config.libraries:
         if lib.individual not in individuals:
             individuals.append(lib.individual)
     vcf_chroms: dict[str, str] = {}
+    known: dict[str, dict] = {}
     if config.variants:
-        vcf = open_vcf(config.variants, individuals)
-        vcf_chroms = reverse_map(vcf.seqnames, used, config.contig_aliases)
-        vcf.close()
-        absent = [c for c in used if c not in vcf_chroms]
-        if absent:
-            log.warning("VCF %s has no contig for %s: those loci get the reference sequence",
-                        config.variants, absent)
-        indexed = contigs_with_records(config.variants)
-        empty = sorted(c for c, v in vcf_chroms.items() if v not in indexed)
-        if empty:
-            log.info("VCF %s has no records on %s: those loci get the reference sequence",
-                     config.variants, empty)
-        vcf_chroms = {c: v for c, v in vcf_chroms.items() if v in indexed}
+        vcf_chroms, known["variants"] = vcf_contig_map(config.variants, individuals, used, list(contigs),
+                                    config.contig_aliases)
     else:
         individuals = ["reference"]
     bw_chroms, totals = [], []
@@ -169,7 +150,8 @@ def plan(config: BuildConfig) -> Plan:
     lib_ind = np.array([individuals.index(lib.individual) if config.variants else 0
                         for lib in config.libraries], dtype=np.int32)
     return Plan(config, loci, individuals, lib_ind, vcf_chroms, bw_chroms,
-                np.array(totals, dtype=np.float64), counts, _signal_dtype(config))
+                np.array(totals, dtype=np.float64), counts, _signal_dtype(config),
+                fingerprints(config, known))   # last: every file has opened
 
 
 def _signal_dtype(config: BuildConfig) -> str:
@@ -182,92 +164,32 @@ def _signal_dtype(config: BuildConfig) -> str:
             else "float32")
 
 
-def geometry(config: BuildConfig) -> schema.StoreInfo:
-    """The store's windows for this config (lengths only): the one place they are derived."""
-    return schema.StoreInfo(input_length=config.input_length, max_jitter=config.max_jitter,
-                            output_length=config.output_length, shard_loci=config.shard_loci)
+@contextlib.contextmanager
+def writing(url: str):
+    """An OSError while writing the store is the output's fault (full or read-only disk, no
+    permission): an OutputError naming the store. What was recorded as done stays done, so
+    rerunning the same command resumes once there is room."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"cannot write the store ({e.strerror or e})", file=url,
+                          hint="free space or fix permissions there (or choose another "
+                               "--output), then rerun the same command to resume") from None
 
 
-def compute_shard(p: Plan, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """(sequence, reference, signal, counts) of shard i: a pure function of the inputs."""
-    cfg = p.config
-    sl = schema.shard_slice(i, p.n_loci, cfg.shard_loci)
-    geom = geometry(cfg)
-    W, n = geom.window, sl.stop - sl.start
-    SW, s_off = geom.signal_window, geom.signal_offset
-    fa = open_fasta(cfg.reference)
-    contigs = contigs_of(fa)
-    ref = np.zeros((n, W, 4), np.uint8)
-    seq = np.zeros((len(p.individuals), n, W, 4), np.uint8)
-    sig = np.zeros((len(cfg.libraries), n, SW, 2), p.signal_dtype)
-    counts = dict.fromkeys(SKIP_KEYS, 0)
-    vcf = None
-    if cfg.variants:
-        vcf = open_vcf(cfg.variants)
-        order = {s: k for k, s in enumerate(vcf.samples)}
-        sample_idx = np.array([order[s] for s in p.individuals])
-    chrom, start = p.loci["chrom"], p.loci["start"]
-    for k, j in enumerate(range(sl.start, sl.stop)):
-        c, s = str(chrom[j]), int(start[j])
-        bases = fetch(fa, contigs[c], s, s + W)
-        ref[k] = one_hot(bases)
-        if vcf is not None and c in p.vcf_chroms:
-            count_from = int(p.loci["end"][j - 1]) if j > 0 and chrom[j - 1] == c else -1
-            seq[:, k] = apply_snps(vcf, cfg.variants, p.vcf_chroms[c], s, bases, ref[k],
-                                   sample_idx, count_from, counts)
-        else:
-            seq[:, k] = ref[k][None] * 2
-    fa.close()
-    if vcf is not None:
-        vcf.close()
-    for li, lib in enumerate(cfg.libraries):
-        for strand, path in enumerate((lib.plus, lib.minus)):
-            bw = open_bigwig(path)
-            names = p.bw_chroms[li][strand]
-            for c in dict.fromkeys(chrom[sl].tolist()):      # loci are sorted by contig
-                ks = np.flatnonzero(chrom[sl] == c)
-                w = windows(bw, names[c], start[sl][ks] + s_off, SW)
-                sig[li, ks, :, strand] = _exact(w, sig.dtype, path, lib.id, c,
-                                                start[sl][ks] + s_off)
-            bw.close()
-    return seq, ref, sig, counts
-
-
-def _exact(w: np.ndarray, dtype: np.dtype, path: str, library: str, chrom: str,
-           starts: np.ndarray) -> np.ndarray:
-    """Windows `w` (float32, one row per start) in the store's signal dtype, or an InputError
-    naming the first value uint16 would not hold exactly (checked while `w` is in cache)."""
-    if dtype == np.float32:
-        return w
-    out = w.astype(dtype)                 # truncates fractions, wraps overflow: caught here
-    if np.array_equal(out, w):
-        return out
-    k, pos = (int(v[0]) for v in np.nonzero(out != w))
-    raise InputError(
-        f"value {float(w[k, pos])} at {chrom}:{int(starts[k]) + pos + 1} is not a whole count "
-        f"in 0..{schema.UINT16_MAX}, so signal cannot be stored as uint16", file=path,
-        record=f"library {library}",
-        hint="set signal_dtype: float32 in the build config (or --signal-dtype float32) "
-             "and rebuild with --overwrite")
-
-
-def checksums(seq: np.ndarray, ref: np.ndarray, sig: np.ndarray) -> list[int]:
-    """CRC32 of each array's C-order bytes: what `clipstore validate` recomputes from the store."""
-    return [zlib.crc32(np.ascontiguousarray(a).data) for a in (seq, ref, sig)]  # no copy
-
-
-def build_shard(p: Plan, i: int, url: str, storage_options: dict | None
+def build_shard(p: Plan, i: int, url: str, storage_options: dict | None,
+                after_write: Callable[[int], None] | None = None
                 ) -> tuple[int, dict[str, int], list[int]]:
     """Compute shard i and write it whole into the three arrays (the task dask runs)."""
     seq, ref, sig, counts = compute_shard(p, i)
     root = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
     sl = schema.shard_slice(i, p.n_loci, p.config.shard_loci)
-    with zarr.config.set({"codec_pipeline.batch_size": WRITE_BATCH_CHUNKS}):
+    with writing(url), zarr.config.set({"codec_pipeline.batch_size": WRITE_BATCH_CHUNKS}):
         root[schema.SEQUENCE][:, sl] = seq
         root[schema.REFERENCE][sl] = ref
         root[schema.SIGNAL][:, sl] = sig
-    if os.environ.get(SLOW_HOOK):
-        time.sleep(float(os.environ[SLOW_HOOK]))
+    if after_write is not None:
+        after_write(i)
     return i, counts, checksums(seq, ref, sig)
 
 
@@ -333,17 +255,25 @@ def _open_or_create(url: str, p: Plan, cfg_dict: dict, overwrite: bool,
                              file=url, hint="choose another --output, or pass --overwrite to "
                                             "replace it (same config resumes)")
         else:
+            recorded = root.attrs.get(INPUTS_KEY)
+            if recorded is None and not (root.attrs.get(PROGRESS_KEY) or {}).get("done"):
+                recorded = root.attrs[INPUTS_KEY] = p.inputs   # killed right after creating
+            changed = changes(recorded or {}, p.inputs)
+            if changed:
+                raise InputError(
+                    "input file(s) changed since this store was built, so resuming would mix "
+                    "old and new data: " + "; ".join(changed), file=url,
+                    hint="pass --overwrite to rebuild from the current inputs, or restore them")
             return root
     cfg = p.config
-    info = schema.StoreInfo(input_length=cfg.input_length, max_jitter=cfg.max_jitter,
-                            output_length=cfg.output_length, shard_loci=cfg.shard_loci,
-                            reference_only=not cfg.variants, skipped=dict(p.counts),
-                            build_config=cfg_dict, clipstore_version=_version(),
-                            signal_dtype=p.signal_dtype)
+    info = dataclasses.replace(geometry(cfg), reference_only=not cfg.variants,
+                               skipped=dict(p.counts), build_config=cfg_dict,
+                               clipstore_version=_version(), signal_dtype=p.signal_dtype)
     libs = [lib.id for lib in cfg.libraries]
     root = schema.create_store(url, n_loci=p.n_loci, individuals=p.individuals, libraries=libs,
                                library_individual=p.library_individual, info=info,
                                storage_options=storage_options, overwrite=exists)
+    root.attrs[INPUTS_KEY] = p.inputs
     return root
 
 
@@ -354,115 +284,15 @@ def _write_coords(root: zarr.Group, p: Plan) -> None:
     root["total_counts"][:] = p.totals
 
 
-def _one_encode_thread_plugin():
-    """Worker plugin: zarr encodes with one thread in each worker (its default is a pool per
-    process), so `--workers N` uses about N cores. Set before the worker's first zarr call,
-    which is when zarr creates its pool; re-applied to any worker the nanny restarts. (Defined
-    here so that in-process builds never import distributed.)"""
-    from distributed import WorkerPlugin
-
-    class OneEncodeThread(WorkerPlugin):
-        def setup(self, worker) -> None:
-            zarr.config.set({"threading.max_workers": 1})
-
-    return OneEncodeThread()
-
-
-def _start_method() -> str:
-    """'forkserver' where the platform has it, with a fork server that has imported distributed
-    AND this module (zarr, numcodecs, cyvcf2, pyBigWig, ...): a spawned worker imports all of it
-    itself, ~0.6 CPU-s each, while the driver builds shards on the other core. Measured: workers
-    ready for their first shard 1.0 s after start instead of 2.7 s. The preload only takes
-    effect if this process has not started its fork server yet (else: slower, still correct)."""
-    import multiprocessing
-
-    import dask
-    from distributed.utils import get_mp_context
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return "spawn"
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        get_mp_context()  # dask sets its preload list on first use only: let it, then replace
-    # it by ours (dask's also preloads pandas: 0.16 CPU-s that a build's workers never use)
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", __name__])
-    return "forkserver"
-
-
-def _client(workers: int, scheduler: str | None, max_memory: int | None):
-    """Client of an existing cluster, or of a LocalCluster of single-threaded worker processes.
-
-    The LocalCluster's workers start WITHOUT dask's default MALLOC_TRIM_THRESHOLD_=65536: that
-    setting pins glibc's mmap threshold at 128 KiB, so every ~0.3-0.8 MB buffer zarr and blosc
-    allocate per locus chunk is a fresh mmap, page-faulted and unmapped; measured 2.2× the CPU
-    per shard (1.13 vs 0.50 CPU-s for 128 loci × 67 libraries), which made 2 workers no faster
-    than 1. The build's memory is bounded by shard size (`fit_shard_loci`), not by trimming.
-    Workers fork from a preloaded fork server and encode with one zarr thread each (the two
-    helpers above). Dask's statistical profiler is off (it walks the task thread's stack every
-    10 ms) and its periodic housekeeping is slowed to what ~0.5 s tasks need: at the defaults
-    an idle 2-worker cluster used 7 % of a core (driver 3.5 %, each worker 1.7 %), now 1.3 %."""
-    import dask
-    from distributed import Client, LocalCluster
-    if scheduler:
-        return Client(scheduler)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                          "distributed.worker.multiprocessing-method": _start_method(),
-                          # the statistical profiler samples the task thread 100×/s
-                          "distributed.worker.profile.enabled": False,
-                          "distributed.admin.tick.interval": "1s",          # was 20 ms
-                          "distributed.admin.system-monitor.interval": "5s",  # was 500 ms
-                          "distributed.scheduler.work-stealing": False}):   # equal-size tasks
-        try:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   memory_limit=max_memory or "auto", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
-        except RuntimeError as e:     # dask: "Nanny failed to start."
-            raise InputError(f"dask could not start {workers} local worker processes ({e})",
-                             hint=SPAWN_HINT) from e
-    client = Client(cluster)
-    client.register_plugin(_one_encode_thread_plugin(), name="clipstore-one-encode-thread")
-    return client
-
-
-def _check_not_spawning() -> None:
-    """Refuse a LocalCluster build while this process is itself a worker re-running the main
-    script (a script that calls build(workers>=2) without the `__main__` guard): otherwise every
-    worker would read all inputs and try to start a cluster of its own. `_inheriting` is the
-    flag multiprocessing's own "bootstrapping phase" check reads."""
-    import multiprocessing
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
-        raise InputError("build(workers>=2) was called while a dask worker process started",
-                         hint=SPAWN_HINT)
-
-
-def _run_on_cluster(client, p: Plan, queue: list[int], output: str,
-                    storage_options: dict | None, record) -> None:
-    """One task per shard; the driver records each as it completes (only it writes progress)."""
-    from distributed import as_completed
-    pf = client.scatter(p, broadcast=True)
-    futs = [client.submit(build_shard, pf, i, output, storage_options,
-                          key=f"clipstore-shard-{i}-{time.time_ns()}", pure=False)
-            for i in queue]
-    for fut in as_completed(futs):
-        record(*fut.result())
-
-
-def _close(starting, own_cluster: bool) -> None:
-    """Close the client (and the LocalCluster we started), if it came up at all."""
-    if starting.exception() is not None:
-        return
-    client = starting.result()
-    client.close()
-    if own_cluster and client.cluster is not None:
-        client.cluster.close()
-
-
 def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int = 1,
           scheduler: str | None = None, max_memory: int | str | None = None,
           overwrite: bool = False, quiet: bool = True, storage_options: dict | None = None,
-          **overrides: Any) -> BuildSummary:
-    """Build (or resume) the store at `output` (local path or fsspec URL); see module doc."""
+          hooks: BuildHooks | None = None, **overrides: Any) -> BuildSummary:
+    """Build (or resume) the store at `output` (local path or fsspec URL); see module doc.
+    One build writes a store at a time (`clipstore.lock`)."""
     t0 = time.perf_counter()
     if workers > 1 and not scheduler:
-        _check_not_spawning()
+        build_cluster.check_not_spawning()
     if isinstance(config, (str, os.PathLike)):
         config = load_config(config, **overrides)
     elif overrides:
@@ -481,18 +311,39 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
     if shard_loci != config.shard_loci:
         log.info("shard_loci %d → %d to fit --max-memory", config.shard_loci, shard_loci)
         p = Plan(**{**p.__dict__, "config": config.replace(shard_loci=shard_loci)})
-    cfg_dict = _jsonable(p.config.to_dict())
-    root = _open_or_create(output, p, cfg_dict, overwrite, storage_options)
+    lock = StoreLock(output, storage_options)
+    with writing(output):
+        lock.acquire()
+    try:
+        with writing(output):
+            root = _open_or_create(output, p, _jsonable(p.config.to_dict()), overwrite,
+                                   storage_options)
+        summary = _fill(root, p, output, storage_options, workers, scheduler, max_memory,
+                        quiet, hooks or BuildHooks())
+    finally:
+        lock.release()
+    summary.seconds = time.perf_counter() - t0
+    if not quiet:
+        print(summary.text())
+    return summary
+
+
+def _fill(root: zarr.Group, p: Plan, output: str, storage_options: dict | None, workers: int,
+          scheduler: str | None, max_memory: int | None, quiet: bool, hooks: BuildHooks
+          ) -> BuildSummary:
+    """Write the coordinates once, then every shard not yet recorded done, then mark the store
+    complete (the last write)."""
     progress = dict(root.attrs.get(PROGRESS_KEY) or {})
     if not progress.get("coords"):
-        _write_coords(root, p)
-        progress = {"coords": True, "done": {}}
-        root.attrs[PROGRESS_KEY] = progress
+        with writing(output):
+            _write_coords(root, p)
+            progress = {"coords": True, "done": {}}
+            root.attrs[PROGRESS_KEY] = progress
     done: dict[str, Any] = dict(progress.get("done", {}))
+    shard_loci = p.config.shard_loci
     total = schema.n_shards(p.n_loci, shard_loci)
     pending = [i for i in range(total) if str(i) not in done]
     resumed = total - len(pending)
-    kill_after = int(os.environ.get(KILL_HOOK, "0") or 0)
 
     from tqdm.auto import tqdm
     bar = tqdm(total=total, initial=resumed, unit="shard", desc="build", disable=quiet)
@@ -501,41 +352,42 @@ def build(config: BuildConfig | str | os.PathLike, output: str, *, workers: int 
     def record(i: int, counts: dict[str, int], crc: list[int]) -> None:
         nonlocal n_new
         done[str(i)] = {"crc32": crc, "counts": counts}
-        root.attrs[PROGRESS_KEY] = {"coords": True, "done": done}
+        with writing(output):
+            root.attrs[PROGRESS_KEY] = {"coords": True, "done": done}
         n_new += 1
         bar.update(1)
-        if kill_after and n_new >= kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if hooks.after_record is not None:
+            hooks.after_record(i, n_new)
 
+    task = functools.partial(build_shard, after_write=hooks.after_write)
     try:
-        if pending and in_process:
+        if pending and (workers <= 1 and not scheduler):
             for i in pending:
-                record(*build_shard(p, i, output, storage_options))
+                record(*task(p, i, output, storage_options))
         elif pending:
             from concurrent.futures import ThreadPoolExecutor
             queue = list(pending)
+            quieted = build_cluster.quiet_dask_logging()
             with ThreadPoolExecutor(1) as ex:
-                starting = ex.submit(_client, workers, scheduler, max_memory)
+                starting = ex.submit(build_cluster.client, workers, scheduler, max_memory)
                 try:
                     # LocalCluster workers take ~1-2 s to spawn and import; the driver builds
                     # shards meanwhile instead of idling (at most one shard late to hand over).
                     while not scheduler and queue and not starting.done():
-                        record(*build_shard(p, queue.pop(0), output, storage_options))
+                        record(*task(p, queue.pop(0), output, storage_options))
                     if queue:
-                        _run_on_cluster(starting.result(), p, queue, output, storage_options,
-                                        record)
+                        build_cluster.run_on_cluster(starting.result(), task, p, queue,
+                                                     output, storage_options, record)
                 finally:
-                    _close(starting, own_cluster=not scheduler)
+                    build_cluster.close(starting, own_cluster=not scheduler)
+                    build_cluster.restore_logging(quieted)
     finally:
         bar.close()
     skipped = dict(p.counts)
     for k in SKIP_KEYS:
         skipped[k] = sum(int(d["counts"].get(k, 0)) for d in done.values())
     if not schema.store_info(root).complete:
-        schema.mark_complete(root, skipped=skipped)
-    summary = BuildSummary(output, p.n_loci, len(p.individuals), len(config.libraries), total,
-                           len(pending), resumed, shard_loci, skipped,
-                           time.perf_counter() - t0)
-    if not quiet:
-        print(summary.text())
-    return summary
+        with writing(output):
+            schema.mark_complete(root, skipped=skipped)
+    return BuildSummary(output, p.n_loci, len(p.individuals), len(p.config.libraries), total,
+                        len(pending), resumed, shard_loci, skipped)

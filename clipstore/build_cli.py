@@ -5,8 +5,8 @@ import json
 
 import click
 
-from .cli import is_quiet
-from .errors import InputError
+from .cliutil import is_quiet
+from .errors import InputError, OutputError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,8 +64,12 @@ def build(config, output, workers, scheduler, max_memory, overwrite, aliases, **
         cfg = load_config(config, **overrides)
         overrides = {"contig_aliases": {**cfg.contig_aliases, **extra}}
         config = cfg
-    run_build(config, output, workers=workers, scheduler=scheduler, max_memory=max_memory,
-              overwrite=overwrite, quiet=is_quiet(), **overrides)
+    try:
+        run_build(config, output, workers=workers, scheduler=scheduler, max_memory=max_memory,
+                  overwrite=overwrite, quiet=is_quiet(), **overrides)
+    except OutputError as e:          # the disk's fault, not the input's: exit 1, not 2
+        click.echo(f"error: {e.message()}", err=True)
+        raise SystemExit(1) from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

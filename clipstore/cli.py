@@ -9,38 +9,59 @@ import importlib
 import logging
 import os
 import sys
+from importlib.metadata import entry_points
 
 import click
 
 from .errors import InputError
 
-# name -> ("module:attribute" of a click.Command, one-line help shown without importing it).
-COMMANDS = {
+# The library's own commands: name -> ("module:attribute" of a click.Command, one-line help shown
+# without importing it). Packages above the library (trainer, evaluation, experiment) add theirs as
+# entry points in the group PLUGINS (see pyproject.toml), the way pytest and dask find plug-ins, so
+# the library never names the applications built on it.
+CORE = {
     "simulate": ("clipstore.simulate.cli:simulate", "Write a seeded synthetic cohort in real file formats."),
     "build": ("clipstore.build_cli:build", "Turn FASTA + VCF + bigWigs + peaks into one Zarr store."),
     "info": ("clipstore.build_cli:info", "Summarise a store: dims, folds, skipped counts, size."),
     "validate": ("clipstore.build_cli:validate", "Re-check a store against its input files."),
-    "train": ("trainer.cli:train", "Train a model (or ensemble, subsampled, masked runs) from a config."),
-    "predict": ("trainer.cli:predict", "Predict profiles and quantities with a model or ensemble."),
-    "evaluate": ("evaluation.cli:evaluate", "Score predictions: cross-loci, QTLs, MPRA, reports."),
-    "score": ("evaluation.cli:score", "Score variant effects for a SNP list with a model."),
-    "demo": ("experiment.cli:demo", "Simulate, build, train and evaluate end to end on defaults."),
+    "folds": ("clipstore.folds_cli:folds", "Re-choose a store's folds (chromosomes, BED, blocks)."),
 }
+PLUGINS = "clipstore.commands"
+
+
+def commands() -> dict[str, str]:
+    """name -> "module:attribute" of every subcommand: the library's and the installed plug-ins'."""
+    out = {name: target for name, (target, _) in CORE.items()}
+    for ep in entry_points(group=PLUGINS):
+        out.setdefault(ep.name, ep.value)
+    return out
+
+
+def _load(target: str) -> click.Command:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _short_help(name: str, target: str) -> str:
+    if name in CORE:
+        return CORE[name][1]
+    try:   # a plug-in's help comes from its command (its module imports no framework at top)
+        return _load(target).get_short_help_str(limit=75)
+    except Exception as e:   # a broken plug-in must not take `clipstore --help` down with it
+        return f"(could not load {target}: {type(e).__name__})"
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(commands())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module, attr = COMMANDS[name][0].split(":")
-        return getattr(importlib.import_module(module), attr)
+        target = commands().get(name)
+        return _load(target) if target else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
-            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+            formatter.write_dl([(n, _short_help(n, t)) for n, t in sorted(commands().items())])
 
 
 OWN_LOGGERS = ("clipstore", "trainer", "evaluation")
@@ -73,12 +94,6 @@ def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     if verbose:   # our packages only: botocore/gcsfs debug logs carry signed auth headers
         for name in OWN_LOGGERS:
             logging.getLogger(name).setLevel(logging.DEBUG)
-
-
-def is_quiet() -> bool:
-    """Whether progress bars should stay hidden (set by the group's --quiet)."""
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,9 @@ Example (`clipstore simulate` writes one like it next to its files):
     max_jitter: 250
     output_length: 500
     divergent_distance: 200
-    folds: null                         # CSV chrom,fold; null = CLIPNET's map
+    folds: null                         # null = CLIPNET's chromosome map; a CSV chrom,fold;
+                                        # a BED chrom,start,end,fold; or {scheme: blocks,
+                                        # block_size: 1000000, seed: 0} (see clipstore.folds)
     contig_aliases: {}                  # e.g. {"22": "chr22"}: names in any input → FASTA names
     shard_loci: 128
     signal_dtype: auto                  # auto | uint16 | float32 (see clipstore.schema)
@@ -26,7 +28,10 @@ from typing import Any
 
 import yaml
 
+from .configcheck import NONE, Rule, problems_of, raise_problems
 from .errors import InputError
+from .folds import normalize_spec, resolve_paths
+from .paths import resolve
 from .schema import DEFAULT_SHARD_LOCI, SIGNAL_DTYPES
 
 
@@ -48,14 +53,10 @@ class BuildConfig:
     max_jitter: int = 250
     output_length: int = 500
     divergent_distance: int = 200
-    folds: str | None = None
+    folds: str | dict[str, Any] | None = None   # see clipstore.folds.normalize_spec
     contig_aliases: dict[str, str] = field(default_factory=dict)
     shard_loci: int = DEFAULT_SHARD_LOCI
     signal_dtype: str = "auto"
-
-    @property
-    def window(self) -> int:
-        return self.input_length + 2 * self.max_jitter
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form recorded in the store (paths only: no credentials ever live here)."""
@@ -65,16 +66,6 @@ class BuildConfig:
 
     def replace(self, **changes: Any) -> "BuildConfig":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-def _is_url(p: str) -> bool:
-    return "://" in p
-
-
-def _resolve(p: str | None, base: Path) -> str | None:
-    if p is None or _is_url(p) or Path(p).is_absolute():
-        return p
-    return str((base / p).resolve())
 
 
 def read_library_table(path: str, base: Path) -> tuple[Library, ...]:
@@ -96,9 +87,49 @@ def read_library_table(path: str, base: Path) -> tuple[Library, ...]:
         if len(r) < 4:
             raise InputError(f"expected 4 tab-separated columns, found {len(r)}", file=path,
                              record=f"line {i}")
-        libs.append(Library(r[0].strip(), r[1].strip(), _resolve(r[2].strip(), base),
-                            _resolve(r[3].strip(), base)))
+        libs.append(Library(r[0].strip(), r[1].strip(), resolve(r[2].strip(), base),
+                            resolve(r[3].strip(), base)))
     return tuple(libs)
+
+
+RULES = {
+    "reference": Rule((str,), required=True), "peaks": Rule((str,), required=True),
+    "libraries": Rule((str, list), required=True), "variants": Rule((str, NONE)),
+    "input_length": Rule((int,), low=1), "max_jitter": Rule((int,), low=0),
+    "output_length": Rule((int,), low=1), "divergent_distance": Rule((int,), low=0),
+    "folds": Rule((str, dict, NONE)), "contig_aliases": Rule((dict, NONE)),
+    "shard_loci": Rule((int,), low=1),
+    "signal_dtype": Rule((str,), choices=("auto", *SIGNAL_DTYPES)),
+}
+
+
+def check_raw(raw: dict[str, Any], source: str) -> None:
+    """Every type, range and relation problem of a raw build config, reported at once."""
+    problems, ok = problems_of(raw, RULES)
+    d = {f.name: f.default for f in dataclasses.fields(BuildConfig)
+         if f.default is not dataclasses.MISSING}
+    d.update({k: raw[k] for k in ok})
+    if {"input_length", "output_length"} <= ok | (set(d) - set(raw)) \
+            and d["output_length"] > d["input_length"]:
+        problems.append(f"output_length {d['output_length']} must be <= input_length "
+                        f"{d['input_length']} (the output window lies inside the input)")
+    if "folds" in ok:
+        try:
+            normalize_spec(raw["folds"], source)
+        except InputError as e:
+            problems.append(e.what)
+    libs = raw.get("libraries")
+    if "libraries" in ok and isinstance(libs, list) and not all(
+            isinstance(x, dict) and {"id", "individual", "plus", "minus"} <= set(x)
+            for x in libs):
+        problems.append("libraries: each library needs id, individual, plus, minus")
+    if "libraries" in ok and isinstance(libs, list):   # (a TSV table is checked once it is read)
+        ids = [str(x["id"]) for x in libs if isinstance(x, dict) and "id" in x]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            problems.append(f"libraries: duplicated library id(s) {dup}; every library needs a "
+                            "unique id")
+    raise_problems(problems, source)
 
 
 def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
@@ -113,38 +144,23 @@ def load_config(path: str | Path, **overrides: Any) -> BuildConfig:
     if not isinstance(raw, dict):
         raise InputError("expected a mapping of options at the top level", file=str(path))
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(BuildConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise InputError(f"unknown option(s) {sorted(unknown)}", file=str(path),
-                         hint=f"known options: {sorted(known)}")
-    for key in ("reference", "peaks", "libraries"):
-        if key not in raw:
-            raise InputError(f"missing required option '{key}'", file=str(path))
+    check_raw(raw, str(path))
     base = path.parent.resolve()
     libs = raw["libraries"]
-    if isinstance(libs, str):
-        libs = read_library_table(_resolve(libs, base), Path(_resolve(libs, base)).parent)
+    from_table = isinstance(libs, str)
+    if from_table:
+        libs = read_library_table(resolve(libs, base), Path(resolve(libs, base)).parent)
     else:
-        try:
-            libs = tuple(Library(str(d["id"]), str(d["individual"]), _resolve(d["plus"], base),
-                                 _resolve(d["minus"], base)) for d in libs)
-        except (KeyError, TypeError):
-            raise InputError("each library needs id, individual, plus, minus", file=str(path),
-                             record="libraries")
+        libs = tuple(Library(str(d["id"]), str(d["individual"]), resolve(d["plus"], base),
+                             resolve(d["minus"], base)) for d in libs)
     raw["libraries"] = libs
-    for key in ("reference", "peaks", "variants", "folds"):
-        raw[key] = _resolve(raw.get(key), base)
+    for key in ("reference", "peaks", "variants"):
+        raw[key] = resolve(raw.get(key), base)
+    raw["folds"] = resolve_paths(raw.get("folds"), base)
+    spec = normalize_spec(raw["folds"], str(path))           # checks it; a mapping is kept
+    raw["folds"] = spec if isinstance(raw["folds"], dict) else raw["folds"]  # canonical
     raw["contig_aliases"] = {str(k): str(v) for k, v in (raw.get("contig_aliases") or {}).items()}
     cfg = BuildConfig(**raw)
-    if cfg.output_length > cfg.input_length or min(cfg.input_length, cfg.output_length) <= 0:
-        raise InputError("need 0 < output_length <= input_length", file=str(path))
-    if cfg.signal_dtype not in ("auto", *SIGNAL_DTYPES):
-        raise InputError(f"signal_dtype must be auto, {' or '.join(SIGNAL_DTYPES)}, got "
-                         f"{cfg.signal_dtype!r}", file=str(path))
-    ids = [lib.id for lib in cfg.libraries]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise InputError(f"duplicated library id(s) {dup}", file=str(path), record="libraries",
-                         hint="every library needs a unique id")
+    if from_table:   # the table's rows, checked like the config's own list
+        check_raw(cfg.to_dict(), str(path))
     return cfg

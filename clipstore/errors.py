@@ -1,9 +1,11 @@
-"""One exception type for bad input, so the CLI can print one clear paragraph and exit non-zero."""
+"""Exception types for what the user can fix, so the CLI can print one clear paragraph and exit
+non-zero: `InputError` (bad input, exit 2) and `OutputError` (the output cannot be written:
+disk full, read-only, permissions; exit 1)."""
 from __future__ import annotations
 
 
-class InputError(Exception):
-    """Bad user input: says which file, which record, what was expected and what to do."""
+class _Described(Exception):
+    """Says which file, which record, what went wrong and what to do."""
 
     def __init__(self, what: str, *, file: str | None = None, record: str | None = None,
                  hint: str | None = None):
@@ -29,6 +31,15 @@ class InputError(Exception):
 
 def _rebuild(cls, what, file, record, hint):
     return cls(what, file=file, record=record, hint=hint)
+
+
+class InputError(_Described):
+    """Bad user input: says which file, which record, what was expected and what to do."""
+
+
+class OutputError(_Described):
+    """The output could not be written (full or read-only disk, no permission): not the input's
+    fault, so the CLI exits 1, not 2. A build stopped by it resumes when rerun."""
 
 
 class IncompleteStoreError(InputError):

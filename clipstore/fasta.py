@@ -65,9 +65,16 @@ def open_fasta(path: str) -> pysam.FastaFile:
 
 def fetch(fa: pysam.FastaFile, contig: Contig, start: int, end: int) -> bytes:
     """Upper-case bases of chromosome positions [start, end) (0-based, genome coordinates)."""
-    s = fa.fetch(reference=contig.record, start=start - contig.offset, end=end - contig.offset)
+    path = fa.filename.decode() if isinstance(fa.filename, bytes) else str(fa.filename)
+    try:
+        s = fa.fetch(reference=contig.record, start=start - contig.offset,
+                     end=end - contig.offset)
+    except (ValueError, OSError) as e:   # htslib: truncated or damaged file, stale .fai
+        raise InputError(f"cannot read bases {contig.name}:{start + 1}-{end} ({e}): the file is "
+                         "truncated or damaged, or its index is stale", file=path,
+                         record=contig.record,
+                         hint="copy the FASTA again, or delete its .fai/.gzi so they are remade")
     if len(s) != end - start:
-        raise InputError(f"window {contig.name}:{start}-{end} runs past the FASTA record",
-                         file=fa.filename.decode() if isinstance(fa.filename, bytes) else str(fa.filename),
-                         record=contig.record)
+        raise InputError(f"window {contig.name}:{start}-{end} runs past the FASTA record "
+                         "(truncated file or stale .fai?)", file=path, record=contig.record)
     return s.upper().encode("ascii")

@@ -18,15 +18,26 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import logging
+import zlib
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
+import pyBigWig
 
 from .contigs import resolve
 from .errors import InputError
 from .fasta import Contig
 from .folds import UNASSIGNED, fold_of
+from .paths import open_text
+
+log = logging.getLogger(__name__)
+
+
+# first field of a header row that peak formats write (UCSC/bedtools `chrom`, PINTS and
+# R/GenomicRanges `chromosome`/`seqnames`); any other non-numeric line is an error, not a header
+HEADER_FIRST_FIELDS = frozenset({"chrom", "#chrom", "chr", "chromosome", "seqnames", "seqname"})
 
 
 @dataclass(frozen=True)
@@ -39,54 +50,115 @@ class Peak:
     line: int
 
 
-def _open_text(path: str):
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path, "rt")
+FORMATS = ("BED3/BED6, narrowPeak, broadPeak, PINTS (unidirectional, bidirectional, divergent), "
+           "dREG, plain or gzipped; or bigBed")
+_BIGBED_MAGIC = b"\xeb\xf2\x89\x87"
+_BIGWIG_MAGIC = b"\x26\xfc\x8f\x88"
+
+
+def _not_peaks(path: str, why: str) -> InputError:
+    return InputError(f"not a peak file: {why}", file=path, hint=f"accepted formats: {FORMATS}")
 
 
 def read_peaks(path: str) -> list[Peak]:
-    """Parse every record; malformed coordinates raise InputError naming file and line."""
+    """Parse every record of a text or bigBed peak file; malformed coordinates raise an
+    InputError naming file and line, anything that is not a peak file one naming the formats."""
     try:
-        fh = _open_text(path)
+        with open(path, "rb") as f:
+            magic = f.read(4)
     except FileNotFoundError:
-        raise InputError("peak file not found", file=path)
-    peaks: list[Peak] = []
-    with fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            f = line.rstrip("\n\r").split("\t")
-            if len(f) < 3:
-                f = line.split()
-            if len(f) < 3:
-                raise InputError(f"expected at least 3 columns (chrom, start, end), found {len(f)}",
-                                 file=path, record=f"line {i}")
-            try:
-                start, end = int(f[1]), int(f[2])
-            except ValueError:
-                if not peaks and f[0].lower().startswith("chr") and not f[1].lstrip("-").isdigit() \
-                        and i == 1:
-                    continue  # a header row
-                raise InputError(f"start/end must be integers, found {f[1]!r}, {f[2]!r}",
-                                 file=path, record=f"line {i}",
-                                 hint="peak files are BED: chrom, 0-based start, end")
-            if start < 0 or start >= end:
-                raise InputError(f"need 0 <= start < end, found start={start} end={end}",
-                                 file=path, record=f"line {i}")
-            strand = f[5].strip() if len(f) > 5 and f[5].strip() in "+-." and f[5].strip() else "."
-            summit = -1
-            if len(f) >= 10:
-                try:
-                    summit = int(f[9])
-                except ValueError:
-                    summit = -1
-                if not 0 <= summit < end - start:
-                    summit = -1
-            peaks.append(Peak(f[0], start, end, strand, summit, i))
+        raise InputError("peak file not found", file=path) from None
+    if magic == _BIGBED_MAGIC:
+        peaks = _read_bigbed(path)
+    elif magic == _BIGWIG_MAGIC:
+        raise _not_peaks(path, "it is a bigWig (a signal track)")
+    else:
+        fh = open_text(path)
+        try:
+            with fh:
+                peaks = _read_text(fh, path)
+        except UnicodeDecodeError:
+            raise _not_peaks(path, "it holds binary data, not text lines") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise InputError(f"the gzip stream is damaged or cut short ({e})", file=path,
+                             hint="copy or download the peak file again") from None
     if not peaks:
         raise InputError("peak file has no records", file=path,
-                         hint="give BED/narrowPeak/PINTS peaks (chrom, start, end[, name, score, strand])")
+                         hint=f"accepted formats: {FORMATS}")
+    return peaks
+
+
+def _read_bigbed(path: str) -> list[Peak]:
+    """bigBed through pyBigWig: BED6 strand and bigNarrowPeak summit where the fields have them."""
+    bb = pyBigWig.open(path)
+    if bb is None or not bb.isBigBed():
+        raise _not_peaks(path, "it starts like a bigBed but pyBigWig cannot read it")
+    peaks: list[Peak] = []
+    try:
+        for chrom, size in bb.chroms().items():
+            for s, e, rest in bb.entries(chrom, 0, size) or ():
+                f = rest.split("\t")
+                strand = f[2] if len(f) > 2 and f[2] in ("+", "-", ".") else "."
+                summit = _int(f[6]) if len(f) == 7 else -1     # bigNarrowPeak's `peak`
+                summit = summit if 0 <= summit < e - s else -1
+                peaks.append(Peak(chrom, s, e, strand, summit, len(peaks) + 1))
+    except RuntimeError as e:
+        raise InputError(f"cannot read the bigBed's records ({e}): the file is damaged",
+                         file=path, hint="copy or download it again") from None
+    finally:
+        bb.close()
+    return peaks
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _read_text(fh, path: str) -> list[Peak]:
+    peaks: list[Peak] = []
+    for i, line in enumerate(fh, start=1):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        if "\x00" in line:
+            raise _not_peaks(path, f"line {i} holds binary data")
+        f = line.rstrip("\n\r").split("\t")
+        if len(f) < 3:
+            f = line.split()
+        if len(f) < 3:
+            raise InputError(f"expected at least 3 columns (chrom, start, end), found {len(f)}",
+                             file=path, record=f"line {i}", hint=f"accepted formats: {FORMATS}")
+        try:
+            start, end = int(f[1]), int(f[2])
+        except ValueError:
+            if not peaks and f[0].strip().lower() in HEADER_FIRST_FIELDS:
+                continue  # a header row a format defines (chrom/start/end ...)
+            raise InputError(f"start/end must be integers, found {f[1]!r}, {f[2]!r}",
+                             file=path, record=f"line {i}",
+                             hint="peak files are BED: chrom, 0-based start, end") from None
+        if start < 0 or start >= end:
+            raise InputError(f"need 0 <= start < end, found start={start} end={end}",
+                             file=path, record=f"line {i}")
+        col6 = f[5].strip() if len(f) > 5 else ""
+        strand = col6 if col6 in ("+", "-", ".") else "."
+        summit = -1
+        if len(f) >= 10:                       # narrowPeak: column 10 = summit offset
+            summit = _int(f[9])
+        elif len(f) == 6 and _is_float(f[3]) and _is_float(f[4]) and _int(col6) >= 0:
+            summit = _int(col6) - start        # dREG: score, p-value, absolute centre
+        if not 0 <= summit < end - start:
+            summit = -1
+        peaks.append(Peak(f[0], start, end, strand, summit, i))
     return peaks
 
 
@@ -132,18 +204,18 @@ def call_loci(path: str, contigs: Mapping[str, Contig], window: int, divergent_d
     raw, unpaired = pair_divergent(peaks, divergent_distance)
     order = {name: k for k, name in enumerate(contigs)}
     counts = {"peaks_read": len(peaks), "peaks_unpaired": unpaired, "loci_off_edge": 0,
-              "loci_no_fold": 0, "duplicate_peaks": 0}
-    names = {}
+              "loci_no_fold": 0, "duplicate_peaks": 0, "loci_other_contig": 0}
+    names: dict[str, str | None] = {}
+    missing: dict[str, int] = {}       # peak contig not in the FASTA → its first line
     rows, seen = [], set()
     for chrom, s, e, c in raw:
         if chrom not in names:
             names[chrom] = resolve(chrom, contigs, aliases)
             if names[chrom] is None:
-                line = next(p.line for p in peaks if p.chrom == chrom)
-                raise InputError(f"contig {chrom!r} is not in the reference FASTA "
-                                 f"(it has {sorted(contigs)[:10]})", file=path,
-                                 record=f"line {line}",
-                                 hint="add contig_aliases to the config, or drop those peaks")
+                missing[chrom] = next(p.line for p in peaks if p.chrom == chrom)
+        if names[chrom] is None:       # e.g. a genome-wide peak set and a one-chromosome FASTA
+            counts["loci_other_contig"] += 1
+            continue
         ctg = contigs[names[chrom]]
         lid = f"{chrom}:{s}-{e}"
         if lid in seen:
@@ -157,6 +229,17 @@ def call_loci(path: str, contigs: Mapping[str, Contig], window: int, divergent_d
         fold = fold_of(ctg.name, fold_map)
         counts["loci_no_fold"] += fold == UNASSIGNED
         rows.append((order[ctg.name], ws, lid, ctg.name, c, fold))
+    if missing and not rows:
+        chrom = next(iter(missing))
+        raise InputError(f"no peak lies on a contig of the reference FASTA: contig {chrom!r} "
+                         f"and {len(missing) - 1} other(s) are not in it (it has "
+                         f"{sorted(contigs)[:10]})", file=path, record=f"line {missing[chrom]}",
+                         hint="add contig_aliases to the config (or --alias), or use the "
+                              "FASTA of this assembly")
+    if missing:
+        log.warning("%s: %d loci on contigs not in the reference FASTA are skipped: %s "
+                    "(first at line %d; add contig_aliases if they name FASTA contigs)", path,
+                    counts["loci_other_contig"], sorted(missing)[:10], min(missing.values()))
     if not rows:
         raise InputError("no loci left after pairing and dropping loci off contig edges",
                          file=path, hint=f"counts: {counts}")

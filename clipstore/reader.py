@@ -5,7 +5,7 @@
     for b in ds.batches(batch_size=256, seed=0, epoch=0):
         b.x (B, L, 4) uint8, b.profile (B, 2*out) float32 [plus then minus], b.quantity (B,)
 
-Why it is fast: per-example reads are ~100x too slow (DESIGN §3), so the reader pulls whole
+Why it is fast: per-example reads are ~100x too slow (docs/readers.md), so the reader pulls whole
 blocks of loci (all individuals and libraries of each locus, one zarr call per shard) in a
 background thread, keeps them in RAM as a pool, and gathers batches with numpy fancy indexing on
 sliding-window views (one contiguous memcpy per example). The order comes from
@@ -18,9 +18,6 @@ masked and personal inputs are interchangeable for one model.
 from __future__ import annotations
 
 import os
-import queue
-import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
@@ -29,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import blockio, schema
+from .prefetch import prefetched
 from .errors import InputError
 from .folds import split_folds
 from .sampling import Block, epoch_blocks
@@ -203,8 +201,8 @@ class StoreDataset:
         if jitter < 0 or li <= 0 or lo <= 0 or lo > li or li + 2 * jitter > W:
             raise ValueError(f"input {li} + 2 x jitter {jitter} must fit the stored window {W} "
                              f"(output {lo} <= input)")
-        first = _output_start(self.info, li, lo, -jitter)        # in signal-window coordinates
-        if first < 0 or _output_start(self.info, li, lo, jitter) + lo > self.info.signal_window:
+        first = schema.window_starts(self.info, li, lo, -jitter)[1]   # in signal-window coords
+        if first < 0 or schema.window_starts(self.info, li, lo, jitter)[1] + lo > self.info.signal_window:
             raise ValueError(f"output {lo} + 2 x jitter {jitter} (centred in input {li}) must fit "
                              f"the stored window of signal, {self.info.signal_window} bp")
 
@@ -229,7 +227,8 @@ class StoreDataset:
             seq *= 2
         else:
             _read(root[schema.SEQUENCE], loci, seq, None if all_ind else individuals, pool)
-        _read(root[schema.SIGNAL], loci, sig, None if all_lib else self.libraries, pool)
+        _read(root[schema.SIGNAL], loci, sig, None if all_lib else self.libraries, pool,
+              missing_ok=True)   # pre-schema-4 stores skipped all-zero signal shards
         return seq, sig
 
     def _blocks(self, *, shuffle: bool, seed: int, epoch: int, shard, pool_loci: int) -> list[Block]:
@@ -280,7 +279,7 @@ class StoreDataset:
             b.lib_pos  # noqa: B018 - compute the block's order here, off the serving thread
             return self._read_block(b.loci, individuals, ring[next(count) % len(ring)])
 
-        for block, (seq, sig) in _prefetched(blocks, load, prefetch):
+        for block, (seq, sig) in prefetched(blocks, load, prefetch):
             rng = np.random.default_rng([seed, epoch, block.index, 2])
             n = block.n_examples
             shift = (rng.integers(-self.jitter, self.jitter + 1, n) if self.jitter
@@ -316,8 +315,9 @@ class StoreDataset:
         L, O = self.input_length, self.output_length
         lib = block.lib_pos[sl]
         loc = block.locus_pos[sl]
-        x = _windows(seq, loc, ind_pos[lib], _input_start(self.info, L, shift), L)   # (B, L, 4)
-        y = _windows(sig, loc, lib, _output_start(self.info, L, O, shift), O)         # (B, O, 2)
+        start_x, start_y = schema.window_starts(self.info, L, O, shift)
+        x = _windows(seq, loc, ind_pos[lib], start_x, L)                  # (B, L, 4)
+        y = _windows(sig, loc, lib, start_y, O)                           # (B, O, 2)
         profile = np.ascontiguousarray(y.transpose(0, 2, 1), dtype=np.float32).reshape(
             len(y), 2 * O)                                                # uint16 -> float32
         if rc.any():
@@ -330,6 +330,12 @@ class StoreDataset:
                      library=self.libraries[lib], locus=block.loci[loc], rc=rc, shift=shift)
 
     # ---- framework wrappers -------------------------------------------------------------
+    def to_torch(self, batch_size: int = 256, *, seed: int = 0, epochs: int | None = 1, **kw):
+        """A torch StoreLoader of (x uint8, {"profile", "quantity"}); see clipstore.torchdata."""
+        from .torchdata import to_torch
+
+        return to_torch(self, batch_size=batch_size, seed=seed, epochs=epochs, **kw)
+
     def to_tf(self, batch_size: int = 256, *, seed: int = 0, epochs: int | None = 1, **kw):
         """A tf.data.Dataset of (x uint8, {"profile", "quantity"}); see clipstore.tfdata."""
         from .tfdata import to_tf
@@ -354,19 +360,11 @@ class ShardedDataset:
     def to_tf(self, batch_size: int = 256, **kw):
         return self.dataset.to_tf(batch_size, shard=self.shard_spec, **kw)
 
+    def to_torch(self, batch_size: int = 256, **kw):
+        return self.dataset.to_torch(batch_size, shard=self.shard_spec, **kw)
+
     def n_batches(self, batch_size: int, **kw) -> int:
         return self.dataset.n_batches(batch_size, shard=self.shard_spec, **kw)
-
-
-def _input_start(info: schema.StoreInfo, L: int, shift):
-    """Start of the input window in the sequence window: centred, then shifted."""
-    return (info.window - L) // 2 + shift
-
-
-def _output_start(info: schema.StoreInfo, L: int, O: int, shift):
-    """Start of the output window in the SIGNAL window: centred in the (shifted) input window,
-    moved from sequence-window to signal-window coordinates by the store's signal offset."""
-    return _input_start(info, L, shift) + (L - O) // 2 - info.signal_offset
 
 
 def _windows(pool: np.ndarray, loc: np.ndarray, second: np.ndarray, off: np.ndarray, length: int
@@ -384,6 +382,15 @@ def _windows(pool: np.ndarray, loc: np.ndarray, second: np.ndarray, off: np.ndar
 
 
 _POOL: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None
+
+
+# a forked child (a DataLoader worker) inherits the pool object but not its threads
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _decode_pool() -> ThreadPoolExecutor:
@@ -405,10 +412,10 @@ def _buffer(buffers: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
     return have[:size].reshape(shape)
 
 
-def _read(arr, loci, out, take, pool) -> None:
+def _read(arr, loci, out, take, pool, missing_ok: bool = False) -> None:
     """Fill locus-major `out` from `arr` at `loci`: fast whole-shard path, else plain zarr."""
     if blockio.fast_layout(arr):
-        blockio.read_loci(arr, loci, out, take=take, pool=pool)
+        blockio.read_loci(arr, loci, out, take=take, pool=pool, missing_ok=missing_ok)
         return
     ldim = arr.metadata.dimension_names.index("locus")
     idx: list = [slice(None)] * arr.ndim
@@ -420,45 +427,3 @@ def _read(arr, loci, out, take, pool) -> None:
 def _concat(parts: list[Batch]) -> Batch:
     return Batch(*(np.concatenate([getattr(p, f) for p in parts])
                    for f in Batch.__dataclass_fields__))
-
-
-def _prefetched(items, load, depth: int):
-    """Yield (item, load(item)) with up to `depth` loads running ahead in a background thread."""
-    if depth <= 0:
-        for it in items:
-            yield it, load(it)
-        return
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def worker():
-        try:
-            for it in items:
-                if stop.is_set():
-                    return
-                q.put((it, load(it), None))
-        except BaseException as e:  # surfaced in the consumer
-            q.put((None, None, e))
-            return
-        q.put(None)
-
-    t = threading.Thread(target=worker, daemon=True, name="clipstore-prefetch")
-    t.start()
-    try:
-        while True:
-            got = q.get()
-            if got is None:
-                return
-            it, val, err = got
-            if err is not None:
-                raise err
-            yield it, val
-    finally:
-        stop.set()
-        # wait for an in-flight load (it writes into a pool buffer the next epoch reuses);
-        # at interpreter shutdown daemon threads are frozen and would never finish
-        while t.is_alive() and not sys.is_finalizing():
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                t.join(0.05)

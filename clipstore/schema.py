@@ -22,6 +22,12 @@ measured), else float32.
 Chunks are locus-major: one chunk holds one locus for all individuals (or libraries), one shard
 holds `shard_loci` consecutive loci. The build writes whole shards only (dask partial-shard
 writes were measured to corrupt data), readers read whole loci.
+
+Integrity (schema 4): every inner chunk ends in a crc32c (zarr's `crc32c` codec) and every
+shard index in the crc32c zarr's sharding codec writes; fill values are ones no data holds
+(`FILL`), so zarr stores every chunk and a complete store has every shard object and every
+index entry. A missing one is therefore damage, never "zeros", and readers say so
+(docs/store.md, "Integrity guarantees").
 """
 from __future__ import annotations
 
@@ -30,12 +36,15 @@ from typing import Any, Mapping
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
 from .errors import IncompleteStoreError, InputError
 
-SCHEMA_VERSION = 3  # 2: signal over the signal window only (was the sequence window)
+SCHEMA_VERSION = 4  # 2: signal over the signal window only (was the sequence window)
 #                    3: signal may be uint16 (StoreInfo.signal_dtype); v2 stores read as float32
+#                    4: per-chunk crc32c, fill values no data holds (every chunk stored);
+#                       v2/v3 stores still read, without those checks
+CHECKSUM_VERSION = 4  # first schema version whose chunks carry a crc32c and are all stored
 MIN_SCHEMA_VERSION = 2
 ATTRS_KEY = "clipstore"  # root attribute holding the StoreInfo dict below
 
@@ -77,6 +86,12 @@ ALL_COORDS = {**LOCUS_COORDS, **LIBRARY_COORDS, **INDIVIDUAL_COORDS, **LABEL_COO
               **POSITION_COORDS}
 
 DEFAULT_SHARD_LOCI = 128
+
+# Fill values (schema >= 4) that no stored value takes: two-hot/one-hot bytes are 0-2 and
+# counts are finite, so zarr never skips a chunk as "all fill" and a missing chunk or shard
+# can only mean damage. (65,535 is a legal uint16 count: a chunk of nothing else would be
+# skipped and read back exactly, but flagged as missing by the readers — never seen in data.)
+FILL = {"uint8": 255, "uint16": 65_535, "float32": float("nan")}
 
 
 def compressor() -> BloscCodec:
@@ -144,12 +159,45 @@ class StoreInfo:
         return cls(**{k: attrs[k] for k in cls.__dataclass_fields__ if k in attrs})
 
 
+def window_starts(info: StoreInfo, input_length: int, output_length: int, shift=0):
+    """(input start in `position`, output start in `signal_position`) of a model window:
+    the input centred in the stored sequence window and moved by `shift` bp (jitter), the
+    output centred in the input. `shift` may be an int or an integer array (one per example).
+    The one place that knows these offsets; `window_slices` is its per-window form."""
+    start_in = (info.window - input_length) // 2 + shift
+    return start_in, start_in + (input_length - output_length) // 2 - info.signal_offset
+
+
+def window_slices(info: StoreInfo, input_length: int | None = None,
+                  output_length: int | None = None, shift: int = 0) -> tuple[slice, slice]:
+    """(slice of `position`, slice of `signal_position`) holding the model input and output
+    inside a stored locus window (defaults: the store's own lengths, no jitter), e.g.
+    `root["signal"][lib, locus, out_slice]` is the unjittered output track. Raises ValueError
+    when the windows do not fit the stored ones."""
+    li = info.input_length if input_length is None else int(input_length)
+    lo = info.output_length if output_length is None else int(output_length)
+    a, b = window_starts(info, li, lo, int(shift))
+    if not (0 < lo <= li and a >= 0 and a + li <= info.window and b >= 0
+            and b + lo <= info.signal_window):
+        raise ValueError(f"input {li} / output {lo} shifted {shift} bp do not fit the stored "
+                         f"windows ({info.window} bp sequence, {info.signal_window} bp signal)")
+    return slice(a, a + li), slice(b, b + lo)
+
+
 def _create(group: zarr.Group, name: str, shape, dtype, dims, chunks=None, shards=None,
-            attributes=None) -> zarr.Array:
+            attributes=None, checked: bool = False) -> zarr.Array:
+    """`checked` (data arrays of a schema >= 4 store): crc32c after blosc in every inner chunk
+    and a fill value no data holds. zarr verifies the crc on every read through it, the fast
+    reader (`clipstore.blockio`) too."""
+    kw: dict[str, Any] = {"fill_value": 0}
+    if checked:
+        kw = {"fill_value": FILL[np.dtype(dtype).name],
+              "compressors": [compressor(), Crc32cCodec()], "serializer": BytesCodec()}
+    else:
+        kw["compressors"] = [compressor()]
     return group.create_array(
         name, shape=shape, dtype=dtype, chunks=chunks if chunks is not None else shape,
-        shards=shards, compressors=[compressor()], dimension_names=list(dims), fill_value=0,
-        attributes=attributes or {})
+        shards=shards, dimension_names=list(dims), attributes=attributes or {}, **kw)
 
 
 def create_store(url: str, *, n_loci: int, individuals: list[str], libraries: list[str],
@@ -163,21 +211,24 @@ def create_store(url: str, *, n_loci: int, individuals: list[str], libraries: li
     if info.output_length > info.input_length:
         raise InputError(f"output_length {info.output_length} is longer than input_length "
                          f"{info.input_length}", hint="the output window lies inside the input")
+    if not MIN_SCHEMA_VERSION + 1 <= info.schema_version <= SCHEMA_VERSION:
+        raise ValueError(f"cannot write schema version {info.schema_version}")
+    checked = info.schema_version >= CHECKSUM_VERSION   # older layouts: tests and benches only
     root = zarr.open_group(url, mode="w" if overwrite else "w-", zarr_format=3,
                            storage_options=storage_options)
     W, SW, S = info.window, info.signal_window, info.shard_loci
     n_ind, n_lib = len(individuals), len(libraries)
     coords = " ".join(LOCUS_COORDS)
     _create(root, SEQUENCE, (n_ind, n_loci, W, 4), DTYPES[SEQUENCE], DIMS[SEQUENCE],
-            chunks=(n_ind, 1, W, 4), shards=(n_ind, S, W, 4),
+            chunks=(n_ind, 1, W, 4), shards=(n_ind, S, W, 4), checked=checked,
             attributes={"coordinates": coords + " individual_id", "encoding": "two-hot ACGT"})
     _create(root, REFERENCE, (n_loci, W, 4), DTYPES[REFERENCE], DIMS[REFERENCE],
-            chunks=(1, W, 4), shards=(S, W, 4),
+            chunks=(1, W, 4), shards=(S, W, 4), checked=checked,
             attributes={"coordinates": coords, "encoding": "one-hot ACGT"})
     if info.signal_dtype not in SIGNAL_DTYPES:
         raise InputError(f"signal_dtype must be one of {SIGNAL_DTYPES}, got {info.signal_dtype!r}")
     _create(root, SIGNAL, (n_lib, n_loci, SW, 2), np.dtype(info.signal_dtype), DIMS[SIGNAL],
-            chunks=(n_lib, 1, SW, 2), shards=(n_lib, S, SW, 2),
+            chunks=(n_lib, 1, SW, 2), shards=(n_lib, S, SW, 2), checked=checked,
             attributes={"coordinates": coords + " " + " ".join(LIBRARY_COORDS),
                         "units": "counts"})
     sizes = {"locus": n_loci, "individual": n_ind, "library": n_lib, "base": 4, "strand": 2,
@@ -236,6 +287,14 @@ def mark_complete(root: zarr.Group, **updates: Any) -> None:
     root.attrs[ATTRS_KEY] = attrs
 
 
+FOLDS_ATTR = "folds"            # key inside the root `clipstore` attribute (clipstore/refold.py)
+FOLDS_REWRITING = "rewriting"   # its state while `clipstore folds` rewrites the fold array
+
+
+def folds_rewrite_interrupted(attrs: Mapping[str, Any]) -> bool:
+    return (attrs.get(FOLDS_ATTR) or {}).get("state") == FOLDS_REWRITING
+
+
 def open_store(url: str, *, storage_options: dict | None = None, mode: str = "r",
                require_complete: bool = True) -> zarr.Group:
     """Open a store; by default refuse one whose build never finished."""
@@ -246,6 +305,10 @@ def open_store(url: str, *, storage_options: dict | None = None, mode: str = "r"
                          hint="check the path, or build one with `clipstore build CONFIG.yaml`")
     info = store_info(root)
     check_schema_version(info, url)
+    if require_complete and not info.complete and folds_rewrite_interrupted(root.attrs[ATTRS_KEY]):
+        raise IncompleteStoreError(
+            "re-choosing this store's folds did not finish, so its fold array may be partial",
+            file=url, hint="rerun the same `clipstore folds` command to finish it")
     if require_complete and not info.complete:
         raise IncompleteStoreError(
             "this store's build did not finish, so it may hold partial data", file=url,

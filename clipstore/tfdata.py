@@ -1,7 +1,7 @@
 """tf.data wrapper around the numpy batch iterator (TensorFlow imported only here).
 
 Why whole batches through a `numpy_function` map: the per-example `from_generator` path runs at
-~700 examples/s (DESIGN §3); one ready numpy batch per call costs one Python hop per 256
+~700 examples/s (docs/readers.md); one ready numpy batch per call costs one Python hop per 256
 examples, while reading + decoding (decode threads) and gathering (one more thread) run ahead of
 it. Of the two batch hops, `numpy_function` costs less TF-side CPU than `from_generator` (no
 per-call nest walks or eager conversions; measured on the loader bench store: 0.8-1.2 vs
@@ -9,16 +9,17 @@ per-call nest walks or eager conversions; measured on the loader bench store: 0.
 its own producer (see `_Sessions`). Sequences stay uint8 (cast on the device); tracks are
 float32.
 
-Why `_retune_malloc`: TensorFlow's generator kernel pins glibc's mmap threshold at 128 KiB, after
+Why `native.retune_malloc`: TensorFlow's generator kernel pins glibc's mmap threshold at 128 KiB, after
 which every decode buffer and batch array is fresh mmapped memory (~3,300 page faults per batch,
 4x the CPU per example); see the function.
 """
 from __future__ import annotations
 
 import itertools
-import sys
-import threading
 from typing import TYPE_CHECKING
+
+from . import native
+from .prefetch import prefetched
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import StoreDataset
@@ -36,8 +37,6 @@ def to_tf(ds: "StoreDataset", batch_size: int = 256, *, seed: int = 0, epochs: i
     import numpy as np
     import tensorflow as tf
 
-    from .reader import _prefetched
-
     L, O = ds.input_length, ds.output_length
 
     def batches(buffers: list[dict]):
@@ -48,7 +47,7 @@ def to_tf(ds: "StoreDataset", batch_size: int = 256, *, seed: int = 0, epochs: i
 
     def flat_batches(buffers: list[dict]):
         # gathered ahead in one long-lived clipstore thread, overlapping TF's own per-batch work
-        for _, b in _prefetched(batches(buffers), lambda b: b, 2):
+        for _, b in prefetched(batches(buffers), lambda b: b, 2):
             flat = (b.x, b.profile, b.quantity.reshape(-1, 1))
             if with_index:
                 flat += (b.library.astype(np.int64, copy=False),
@@ -92,7 +91,7 @@ class _Sessions:
     is closed when the iteration ends or is dropped.
     Pool memory (`buffers` of `StoreDataset.batches`) is reused by later iterations but never
     shared by two live ones: a producer decodes into its ring while the other serves from it.
-    Idle rings wait in a process-wide spare list of at most `_SPARE_RINGS`, not in the object:
+    Idle rings wait in a process-wide spare list (`native.spare_ring`), not in the object:
     TensorFlow's py-function registry keeps this object alive after the dataset is gone, so a
     ring kept here leaked ~1.3 GB per `to_tf` call (measured, loader bench store).
     """
@@ -103,49 +102,15 @@ class _Sessions:
         self._ids = itertools.count()
 
     def open(self):
-        _retune_malloc()  # the GeneratorDataset kernel that calls us has just pinned it
+        native.retune_malloc()  # the GeneratorDataset kernel that calls us has just pinned it
         sid = next(self._ids)
-        with _SPARE_LOCK:
-            ring = _SPARE.pop() if _SPARE else []
+        ring = native.spare_ring()
         self._live[sid] = self._make(ring)
         try:
             yield sid
         finally:
             self._live.pop(sid).close()   # joins its reader thread: the ring is idle after
-            with _SPARE_LOCK:
-                if len(_SPARE) < _SPARE_RINGS:
-                    _SPARE.append(ring)
+            native.return_ring(ring)
 
     def next(self, sid) -> tuple:
         return next(self._live[int(sid)])
-
-
-# idle pool rings kept for the next iteration (a training and a validation dataset alternate)
-_SPARE_RINGS = 2
-_SPARE: list[list[dict]] = []
-_SPARE_LOCK = threading.Lock()
-
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def _retune_malloc(mmap_threshold: int = 16 << 20, trim_threshold: int = 64 << 20) -> bool:
-    """Undo the cost of TensorFlow's `ApplyPython311MemoryPatch` (glibc only; no-op elsewhere).
-
-    TF's GeneratorDataset kernel calls `mallopt(M_MMAP_THRESHOLD, 128 KiB)`, which pins glibc's
-    threshold: from then on every allocation >= 128 KiB in the process — blosc's ~1 MiB decode
-    buffers, each batch array — is a fresh mmap that page-faults in and is unmapped on free.
-    Measured here: ~3,300 page faults per batch of 256 and 4x the CPU per example of the same
-    reader outside TF. A 16 MiB threshold (above those buffers, far below the pools) with a
-    64 MiB trim threshold lets them be reused; memory growth stays bounded by the thresholds.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
-                    and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
-    except (OSError, AttributeError):
-        return False

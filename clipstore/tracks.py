@@ -15,6 +15,7 @@ import pyBigWig
 
 from .contigs import reverse_map
 from .errors import InputError
+from .paths import is_url
 
 
 def open_bigwig(path: str):
@@ -106,7 +107,7 @@ def integer_counts(path: str, limit: int) -> bool:
     track (CPM, fold change) makes the sums fractional; the build still checks every value it
     writes as uint16. Remote files (URLs) answer False: the store keeps float32.
     """
-    if "://" in path:
+    if is_url(path):
         return False
     try:
         with open(path, "rb") as f:

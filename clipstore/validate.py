@@ -10,6 +10,7 @@ from . import schema
 from .build import PROGRESS_KEY, checksums, compute_shard, plan
 from .config import BuildConfig, load_config
 from .errors import InputError
+from .fingerprint import KEY as INPUTS_KEY, changes
 
 
 @dataclass
@@ -50,6 +51,12 @@ def validate(url: str, inputs: str | BuildConfig | None = None, n: int = 200, se
     cfg = load_config(inputs) if not isinstance(inputs, BuildConfig) else inputs
     cfg = cfg.replace(shard_loci=info.shard_loci)
     p = plan(cfg)
+    recorded = root.attrs.get(INPUTS_KEY)
+    if recorded is None:
+        rep.problems.append("the store records no input fingerprints (built by an older "
+                            "clipstore): cannot tell whether the inputs changed")
+    else:
+        rep.problems += [f"input changed since the build: {c}" for c in changes(recorded, p.inputs)]
     if list(p.loci["locus_id"]) != list(root["locus_id"][:]):
         raise InputError("the inputs give different loci than the store holds", file=str(inputs),
                          hint="validate against the config the store was built from")

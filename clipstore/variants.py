@@ -8,25 +8,31 @@ it means the VCF and FASTA are on different assemblies.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import cyvcf2
 import numpy as np
 import pysam
 
+from .contigs import reverse_map
 from .errors import InputError
+from .fingerprint import fingerprint
 
 SKIP_KEYS = ("snps", "indels", "multiallelic", "sv", "missing_calls", "unphased")
 _BASE_INDEX = {"A": 0, "C": 1, "G": 2, "T": 3}
 
 
-def open_vcf(path: str, samples: Sequence[str] | None = None) -> cyvcf2.VCF:
-    """Open an indexed VCF/BCF; missing file, missing index or samples → InputError."""
+def require_indexed(path: str) -> None:
     if not os.path.exists(path):
         raise InputError("VCF not found", file=path)
     if not any(os.path.exists(path + ext) for ext in (".tbi", ".csi")):
         raise InputError("VCF/BCF is not indexed (no .tbi or .csi beside it)", file=path,
                          hint=f"bgzip it and run `bcftools index -t {path}` (or tabix -p vcf)")
+
+
+def open_vcf(path: str, samples: Sequence[str] | None = None) -> cyvcf2.VCF:
+    """Open an indexed VCF/BCF; missing file, missing index or samples → InputError."""
+    require_indexed(path)
     try:
         vcf = cyvcf2.VCF(path, lazy=True, threads=1)
     except (OSError, Exception) as e:  # cyvcf2 raises bare Exception on bad headers
@@ -46,6 +52,36 @@ def contigs_with_records(path: str) -> set[str]:
     build gives such loci the reference without asking."""
     with pysam.VariantFile(path) as vf:
         return set(vf.index.keys())
+
+
+def vcf_contig_map(path: str, individuals: Sequence[str], used: Sequence[str],
+                   fasta_contigs: Sequence[str], aliases: Mapping[str, str] | None
+                   ) -> tuple[dict[str, str], dict]:
+    """({FASTA contig: VCF contig} for the contigs loci lie on that the VCF holds records for,
+    the VCF's fingerprint). Every BGZF block and the index are verified first
+    (`bgzf.check_indexed`): htslib would read a damaged file silently up to the damage.
+
+    A contig the VCF does not name at all (no alias resolves it) is an error: every individual
+    would silently be stored as the reference. A contig the VCF names but holds no records for
+    is legitimate (no variants there): those loci get the reference without a query."""
+    require_indexed(path)
+    fp = fingerprint(path, is_vcf=True)
+    vcf = open_vcf(path, individuals)
+    seqnames = list(vcf.seqnames)
+    vcf.close()
+    found = reverse_map(seqnames, used, aliases)
+    absent = [c for c in used if c not in found]
+    if absent:
+        example = seqnames[0] if seqnames else "NAME"
+        raise InputError(
+            f"no VCF contig resolves to the FASTA contig(s) {absent[:5]} that loci lie on, so "
+            f"every individual would be stored as the reference (VCF contigs: {seqnames[:8]}; "
+            f"FASTA contigs: {list(fasta_contigs)[:8]})", file=path, record=f"contig {absent[0]}",
+            hint=f"map the names with contig_aliases in the config (e.g. {{'{example}': "
+                 f"'{absent[0]}'}}) or --alias {example}={absent[0]}, or use the VCF made for "
+                 "this assembly")
+    indexed = contigs_with_records(path)
+    return {c: v for c, v in found.items() if v in indexed}, fp
 
 
 def classify(ref: str, alts: list[str], info_svtype: bool) -> str:

@@ -1,13 +1,20 @@
 """`clipstore.open(url)`: the store as a lazy, dask-backed xarray.Dataset for notebooks.
 
 Chunks are shard-sized along `locus` (xarray/dask default to the inner one-locus chunk on a
-sharded array, which makes thousands of tiny tasks — DESIGN §3).
+sharded array, which makes thousands of tiny tasks — docs/store.md).
+
+Integrity: zarr checks each chunk's and shard index's crc32c on every read, and for a schema
+>= 4 store (which stores every chunk) the arrays are opened with zarr's
+`array.read_missing_chunks = False`, so a deleted shard raises `zarr.errors.ChunkNotFoundError`
+naming it instead of reading as zeros. These errors are zarr's own (raised when dask computes),
+so unlike `StoreDataset`'s they do not name the locus.
 """
 from __future__ import annotations
 
 import warnings
 
 import xarray as xr
+import zarr
 
 from . import schema
 
@@ -20,7 +27,9 @@ def open(url: str, *, storage_options: dict | None = None, require_complete: boo
     info = schema.store_info(root)
     chunks = {"locus": info.shard_loci * shards_per_chunk, "individual": -1, "library": -1,
               "position": -1, "signal_position": -1, "base": -1, "strand": -1}
-    with warnings.catch_warnings():  # xarray compares with the inner chunk; shards are the unit
+    strict = {"array.read_missing_chunks": info.schema_version < schema.CHECKSUM_VERSION}
+    with warnings.catch_warnings(), zarr.config.set(strict):  # arrays keep the config they
+        # were opened with; xarray compares with the inner chunk, but shards are the unit
         warnings.filterwarnings("ignore", message="The specified chunks separate")
         ds = xr.open_zarr(str(url), storage_options=storage_options, consolidated=False,
                           chunks=chunks, zarr_format=3)

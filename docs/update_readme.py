@@ -1,6 +1,6 @@
 """Regenerate the README's generated sections from the code and the results, so they never drift:
 
-* `cli`   — `clipstore --help` and every command's `--help` (from clipstore/cli.py COMMANDS);
+* `cli`   — `clipstore --help` and every command's `--help` (from clipstore/cli.py commands());
 * `bench` — one row per bench/results/*.json (its figures, machine, date, commit);
 * `demo`  — the table and verdict of the last demo run (demo_out/results.json), if present.
 
@@ -40,9 +40,9 @@ def _capture_help(args: list[str]) -> str:
 def cli_section() -> str:
     """`clipstore --help`, then one `### clipstore NAME` block per command (and one
     `#### clipstore NAME SUB` block per subcommand of a command group)."""
-    from clipstore.cli import COMMANDS, cli
+    from clipstore.cli import cli, commands
     parts = ["```text", "$ clipstore --help", _capture_help([]), "```", ""]
-    for name in sorted(COMMANDS):
+    for name in sorted(commands()):
         parts += [f"### `clipstore {name}`", "", "```text", f"$ clipstore {name} --help",
                   _capture_help([name]), "```", ""]
         cmd = cli.get_command(click.Context(cli), name)

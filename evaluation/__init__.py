@@ -1,4 +1,4 @@
-"""Benchmarks, metrics and figures for sequence-to-function models (DESIGN.md §1).
+"""Benchmarks, metrics and figures for sequence-to-function models (docs/evaluation.md).
 
 Everything here consumes arrays, tables and *Predictor* callables (see `evaluation.predictor`),
 so models from other tools can be scored the same way as ours.

@@ -69,3 +69,21 @@ class MotifPredictor:
         sl = slice(lo, lo + self.output_length)
         profile = np.concatenate([plus[:, sl], minus[:, sl]], axis=1) + np.float32(1e-3)
         return profile.astype(np.float32), profile.sum(1).astype(np.float32)
+
+
+BASELINES = ("motif",)
+
+
+def from_spec(spec: str) -> MotifPredictor | None:
+    """A baseline named on the command line, or None when `spec` names none (then it is a
+    model path). `motif` is MotifPredictor(1000, 500); `motif:INPUT[:OUTPUT]` sets the input
+    and output lengths (output defaults to half the input), e.g. `motif:500:250`."""
+    name, _, rest = str(spec).partition(":")
+    if name not in BASELINES or (rest and not all(p.isdigit() for p in rest.split(":"))):
+        return None
+    parts = [int(p) for p in rest.split(":")] if rest else []
+    if len(parts) > 2:
+        return None
+    L = parts[0] if parts else 1000
+    O = parts[1] if len(parts) > 1 else L // 2
+    return MotifPredictor(input_length=L, output_length=O)

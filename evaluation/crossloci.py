@@ -15,6 +15,8 @@ Keys returned by `metrics` (NaN where undefined, e.g. a locus with a flat track 
     tss_r_plus/minus     Pearson r of the argmax position on each strand; tss_r = their mean
     quantity_log_r       Pearson r of log1p(quantity) (the paper's text says log10)
     quantity_spearman    Spearman rho of quantity
+    note                 why a metric is NaN when the cause is the predictions themselves
+                         (e.g. every predicted quantity is 0), else ""
 
 `evaluate_store` runs the paper's protocol on a store: replicate k on its validation fold k,
 the ensemble (key 0) on test fold 0, one row per model; `run` does the same and writes the
@@ -29,8 +31,10 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from clipstore.errors import InputError
+
+from .metrics import directionality, pearson, spearman  # noqa: F401  (names callers import here)
 from .predictor import Predictor, check_predictor
 
 METRIC_KEYS = ("n", "profile_r_median", "profile_r_mean", "js_median", "js_mean",
@@ -65,31 +69,6 @@ def rowwise_js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
         js = np.sqrt(np.clip((kl(p) + kl(q)) / 2, 0, None))
     js[bad] = np.nan
     return js
-
-
-def _correlation(a: np.ndarray, b: np.ndarray, fn) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(fn(a[ok], b[ok])[0])
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r over finite pairs; NaN with fewer than 3 pairs or a constant side."""
-    return _correlation(a, b, stats.pearsonr)
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rho over finite pairs; NaN with fewer than 3 pairs or a constant side."""
-    return _correlation(a, b, stats.spearmanr)
-
-
-def directionality(profile: np.ndarray) -> np.ndarray:
-    """log1p(plus-strand sum) - log1p(minus-strand sum) per row."""
-    profile = np.asarray(profile, np.float64)
-    half = profile.shape[1] // 2
-    return np.log1p(profile[:, :half].sum(1)) - np.log1p(profile[:, half:].sum(1))
 
 
 def per_locus(pred_profile: np.ndarray, obs_profile: np.ndarray) -> pd.DataFrame:
@@ -138,6 +117,7 @@ def summarise(ex: pd.DataFrame) -> dict[str, float]:
     pq = np.clip(ex["q_pred"].to_numpy(np.float64), 0, None)
     oq = np.clip(ex["q_obs"].to_numpy(np.float64), 0, None)
     return {
+        "note": _note(ex, pq),
         "n": int(len(ex)),
         "profile_r_median": nanstat(np.nanmedian, r),
         "profile_r_mean": nanstat(np.nanmean, r),
@@ -150,6 +130,21 @@ def summarise(ex: pd.DataFrame) -> dict[str, float]:
         "quantity_log_r": pearson(np.log1p(pq), np.log1p(oq)),
         "quantity_spearman": spearman(pq, oq),
     }
+
+
+def _note(ex: pd.DataFrame, pq: np.ndarray) -> str:
+    """Say why correlations are undefined when the model, not the data, makes them so."""
+    notes = []
+    if len(pq) and np.all(pq == 0):
+        notes.append("every predicted quantity is 0 (the model predicts no initiation), so "
+                     "quantity_log_r and quantity_spearman are undefined: check the model "
+                     "(untrained or collapsed?) and its input scale (two-hot, 2 = homozygous)")
+    elif len(pq) > 1 and np.ptp(pq) == 0:
+        notes.append(f"every predicted quantity is the same ({pq[0]:g}), so quantity "
+                     "correlations are undefined")
+    if len(ex) and not np.isfinite(ex["profile_r"].to_numpy(np.float64)).any():
+        notes.append("every predicted or observed profile is flat, so profile_r is undefined")
+    return "; ".join(notes)
 
 
 def metrics(pred_profile: np.ndarray, obs_profile: np.ndarray,
@@ -196,7 +191,8 @@ def evaluate_store(url: str, predictors: Mapping[int, Predictor], *, libraries=N
                 library=b.library, locus=b.locus))
         model = "ensemble" if int(fold) == 0 else f"replicate_{int(fold)}"
         if not parts:
-            rows.append({"model": model, "fold": int(fold), **{k: np.nan for k in METRIC_KEYS}, "n": 0})
+            rows.append({"model": model, "fold": int(fold), **{k: np.nan for k in METRIC_KEYS}, "n": 0,
+                         "note": f"no examples on fold {int(fold)} in this store"})
             continue
         ex = pd.concat(parts, ignore_index=True)
         arrays[model] = ex
@@ -205,12 +201,63 @@ def evaluate_store(url: str, predictors: Mapping[int, Predictor], *, libraries=N
     return (table, arrays) if return_arrays else table
 
 
+def evaluate_predictions(url: str, path: str | Path, *, rpm: bool = False,
+                         storage_options: dict | None = None, return_arrays: bool = False):
+    """The metric suite for predictions read from a file (`external.read_tracks` layout), one
+    row per model, against the store's observed tracks for the same (library, locus) pairs.
+
+    Leakage cannot be checked here: the row says which folds the loci are on (`folds`), so the
+    user can see whether a tool was scored on its held-out loci."""
+    from clipstore.reader import StoreDataset
+
+    from .external import read_tracks
+
+    pr = read_tracks(path)
+    ds = StoreDataset.open(url, storage_options=storage_options).with_rpm(rpm)
+    out_len = pr["profile"].shape[1] // 2
+    ids = {s: i for i, s in enumerate(ds.meta.locus_id.tolist())}
+    libs = {s: i for i, s in enumerate(ds.meta.library_id.tolist())}
+    for name, known, keys in (("locus_id", ids, pr["locus_id"]), ("library_id", libs, pr["library_id"])):
+        unknown = sorted(set(keys) - set(known))
+        if unknown:
+            raise InputError(f"{len(unknown)} {name}(s) of the predictions are not in the store",
+                             file=str(path), record=unknown[0], hint=f"the store is {url}")
+    locus = np.array([ids[s] for s in pr["locus_id"]], np.int64)
+    lib = np.array([libs[s] for s in pr["library_id"]], np.int64)
+    part = ds.with_loci(np.unique(locus)).with_libraries(np.unique(lib).tolist()).with_lengths(
+        ds.info.input_length, out_len)
+    row_of = {int(k): i for i, k in enumerate(lib * len(ids) + locus)}
+    if len(row_of) != len(locus):
+        raise InputError("a (library_id, locus_id) pair appears twice in the predictions", file=str(path))
+    obs = np.full(pr["profile"].shape, np.nan)
+    obs_q = np.full(len(locus), np.nan)
+    for b in part.batches(256, shuffle=False):
+        for j, k in enumerate(b.library * len(ids) + b.locus):
+            i = row_of.get(int(k))
+            if i is not None:
+                obs[i], obs_q[i] = b.profile[j], b.quantity[j]
+    rows, arrays = [], {}
+    for model in dict.fromkeys(pr["model"].tolist()):
+        m = pr["model"] == model
+        ex = example_stats(pr["profile"][m], obs[m], pr["quantity"][m], obs_q[m]).assign(
+            library=lib[m], locus=locus[m])
+        arrays[model] = ex
+        folds = ",".join(map(str, sorted(set(ds.meta.fold[locus[m]].tolist()))))
+        rows.append({"model": model, "fold": folds, **summarise(ex)})
+    table = pd.DataFrame(rows)
+    return (table, arrays) if return_arrays else table
+
+
 def run(url: str, predictors: Mapping[int, Predictor], out_dir: str | Path, **kw) -> pd.DataFrame:
-    """`evaluate_store` and write crossloci.csv plus, per model, a KDE-coloured scatter of
+    """`evaluate_store` (or `evaluate_predictions` when `predictors` is a file) and write
+    crossloci.csv plus, per model, a KDE-coloured scatter of
     predicted vs observed quantity (log1p) and the per-example table (crossloci_examples_*.tsv)."""
     from . import figures
 
-    table, arrays = evaluate_store(url, predictors, return_arrays=True, **kw)
+    if isinstance(predictors, (str, Path)):           # a predictions file (external.read_tracks)
+        table, arrays = evaluate_predictions(url, predictors, return_arrays=True, **kw)
+    else:
+        table, arrays = evaluate_store(url, predictors, return_arrays=True, **kw)
     o = Path(out_dir)
     o.mkdir(parents=True, exist_ok=True)
     table.to_csv(o / "crossloci.csv", index=False)

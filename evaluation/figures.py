@@ -108,7 +108,7 @@ def density_scatter(x: np.ndarray, y: np.ndarray, stem: str | Path, *, xlabel: s
     """Scatter coloured by Gaussian KDE density (dense points on top); r (all points) in the
     title. Big inputs draw a seeded random `max_points` subset and fit the KDE on at most
     `kde_points` of them (KDE cost grows with n x fit points); the CSV lists what is drawn."""
-    from .crossloci import pearson
+    from .metrics import pearson
 
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
@@ -140,11 +140,17 @@ def subsampling_curve(curve: pd.DataFrame, runs: pd.DataFrame | None, stem: str 
                       reference: float | None = None, personalized: float | None = None
                       ) -> list[Path]:
     """Mean with 95 % CI band vs number of libraries, each run as a point, and horizontal
-    lines for the reference-trained model and the full personalized model."""
+    lines for the reference-trained model and the full personalized model. Sizes with a single
+    run have no CI: they are drawn hollow and labelled so, never with a zero-width band."""
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    single = curve["single_run"].to_numpy(bool) if "single_run" in curve else curve["n_runs"].to_numpy() == 1
     ax.fill_between(curve[x], curve["ci_low"], curve["ci_high"], color="#4C72B0", alpha=0.2,
                     label="95% CI")
-    ax.plot(curve[x], curve["mean"], "o-", c="#4C72B0", label="mean")
+    ax.plot(curve[x], curve["mean"], "-", c="#4C72B0")
+    ax.plot(curve[x][~single], curve["mean"][~single], "o", c="#4C72B0", label="mean")
+    if single.any():
+        ax.plot(curve[x][single], curve["mean"][single], "o", mfc="white", c="#4C72B0",
+                label="single run (no CI)")
     if runs is not None and len(runs):
         ax.scatter(runs[x], runs["value"], s=10, c="k", alpha=0.6, zorder=3, label="runs")
     if reference is not None:

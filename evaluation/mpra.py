@@ -21,10 +21,9 @@ resample, two-sided p from the smaller tail around zero (see `bootstrap_delta`).
 predicted effect vs observed log2 fold change and the number of emVars whose predicted sign
 disagrees. Observed log2FC must be log2(ref/alt) too (the sim truth and parsers here are).
 
-Parsers for real tables (no oligo sequences, so they feed the observed side only):
-`load_tewhey` (Tewhey 2016 allelic counts) and `load_ulirsch` (Ulirsch 2016 barcode counts)
-derive log2FC, activity and emVar calls from counts with simple replicate t-tests + BH FDR —
-approximate calls, documented in each function, not the authors' published calls.
+Tables as labs publish them (allelic counts, barcode counts, emVar calls with coordinates) are
+read by `mpra_tables`; where a table has coordinates but no oligos, `mpra_tables.with_oligos`
+cuts them from a reference FASTA the way the paper built its reporters.
 """
 from __future__ import annotations
 
@@ -36,15 +35,14 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from clipstore.errors import InputError
 from clipstore.folds import TEST_FOLD, fold_of, load_fold_map
 
+from . import mpra_tables
+from .mpra_tables import TABLE_COLUMNS  # noqa: F401  (callers use mpra.TABLE_COLUMNS)
 from .predictor import Predictor, check_predictor, encode_haploid, predict
 
-TABLE_COLUMNS = ("variant_id", "chrom", "pos", "oligo_ref", "oligo_alt", "log2fc_observed",
-                 "emvar", "active")
 PSEUDO = 1e-6   # keeps log2(ref/alt) finite when a model predicts exactly zero
 
 
@@ -58,24 +56,14 @@ class Backbone:
     name: str = "custom"
 
 
-def _read_fasta_text(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    name = None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith(">"):
-            name = line[1:].split()[0]
-            out[name] = ""
-        elif name is not None:
-            out[name] += line
-    return out
-
-
 @lru_cache(maxsize=1)
 def load_backbone() -> Backbone:
     """pMPRAv3:minP-GFP as shipped in evaluation/data (see SOURCE.md there)."""
-    text = resources.files("evaluation").joinpath("data", "pMPRAv3_minP-GFP.fa").read_text()
-    rec = {k: v.upper() for k, v in _read_fasta_text(text).items()}
+    import pysam
+
+    with resources.as_file(resources.files("evaluation").joinpath("data", "pMPRAv3_minP-GFP.fa")) as f:
+        with pysam.FastxFile(str(f)) as fa:
+            rec = {r.name: r.sequence.upper() for r in fa}
     return Backbone(upstream=rec["clipnet_k562_procapnet_5prime"] + rec["clipnet_k562_Sfi1_5prime"],
                     downstream=rec["clipnet_k562_minP_GFP"], name="pMPRAv3:minP-GFP")
 
@@ -119,29 +107,30 @@ def predict_effects(table: pd.DataFrame, predictor: Predictor, *, backbone: Back
 
 # ---- classification and comparison ------------------------------------------------------
 def pr_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(precision, recall, thresholds) at each distinct score, highest threshold first, plus the
-    (1, 0) end point — the same points as sklearn's precision_recall_curve (reversed order)."""
+    """(precision, recall, thresholds), highest threshold first, plus the (1, 0) end point:
+    sklearn.metrics.precision_recall_curve in the order figures draw it."""
+    from sklearn.metrics import precision_recall_curve
+
     y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, np.float64)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[last].astype(np.float64)
-    fps = (last + 1) - tps
+    if len(y) == 0:
+        return np.array([1.0]), np.array([0.0]), np.array([])
     with np.errstate(invalid="ignore", divide="ignore"):
-        precision = tps / (tps + fps)
-        recall = tps / tps[-1] if len(tps) and tps[-1] > 0 else np.full_like(tps, np.nan)
-    return np.r_[1.0, precision], np.r_[0.0, recall], s[last]
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")        # no positives: recall NaN, said by auPRC NaN
+            p, r, t = precision_recall_curve(y, np.asarray(scores, np.float64))
+    return p[::-1], r[::-1], t[::-1]
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
-    """auPRC as step-wise average precision: sum over thresholds of (R_n - R_n-1) * P_n.
-    NaN unless there is at least one positive."""
+    """auPRC as step-wise average precision (sklearn.metrics.average_precision_score); NaN
+    unless there is at least one positive."""
+    from sklearn.metrics import average_precision_score
+
     y = np.asarray(labels).astype(bool)
     if len(y) == 0 or not y.any():
         return float("nan")
-    precision, recall, _ = pr_curve(y, scores)
-    return float(np.sum(np.diff(recall) * precision[1:]))
+    return float(average_precision_score(y, np.asarray(scores, np.float64)))
 
 
 def labels_for(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +173,7 @@ def bootstrap_delta(labels: np.ndarray, score_a: np.ndarray, score_b: np.ndarray
 def agreement(effect: np.ndarray, log2fc: np.ndarray, emvar: np.ndarray | None = None) -> dict:
     """Pearson r (all rows) of predicted effect vs observed log2FC; sign mismatches among emVars
     (all rows when `emvar` is None)."""
-    from .crossloci import pearson
+    from .metrics import pearson
 
     e, o = np.asarray(effect, np.float64), np.asarray(log2fc, np.float64)
     sub = np.ones(len(e), bool) if emvar is None else np.asarray(emvar).astype(int) == 1
@@ -237,134 +226,20 @@ def evaluate(table: pd.DataFrame, effects: Mapping[str, np.ndarray], *, test_fol
     return out
 
 
-# ---- tables -----------------------------------------------------------------------------
-def load_table(path: str | Path) -> pd.DataFrame:
-    """An MPRA table with oligos (TSV; the simulator's truth/mpra.tsv format, TABLE_COLUMNS)."""
-    path = Path(path)
-    try:
-        t = pd.read_csv(path, sep="\t", dtype={"chrom": str, "variant_id": str})
-    except FileNotFoundError:
-        raise InputError("MPRA table not found", file=str(path))
-    missing = [c for c in TABLE_COLUMNS if c not in t.columns]
-    if missing:
-        raise InputError(f"MPRA table lacks column(s) {', '.join(missing)}", file=str(path),
-                         hint=f"expected tab-separated columns {', '.join(TABLE_COLUMNS)}")
-    for col in ("oligo_ref", "oligo_alt"):
-        bad = ~t[col].astype(str).str.fullmatch(r"[ACGTNacgtn]+")
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{col} is not a DNA sequence", file=str(path),
-                             record=f"row {i + 2} ({t['variant_id'].iloc[i]})")
-    return t
+# ---- tables (parsers live in mpra_tables; these names stay for callers) ------------------
+def load_table(path: str | Path, fmt: str = "oligos") -> pd.DataFrame:
+    """An MPRA table (default: with oligos, TABLE_COLUMNS; see `mpra_tables` for the others)."""
+    return mpra_tables.load(path, fmt)
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaN kept)."""
-    p = np.asarray(p, np.float64)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    q = p[ok]
-    order = np.argsort(q)
-    ranked = q[order] * len(q) / np.arange(1, len(q) + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    res = np.empty_like(q)
-    res[order] = np.clip(ranked, 0, 1)
-    out[ok] = res
-    return out
+def load_tewhey(path: str | Path, **kw) -> pd.DataFrame:
+    """Tewhey et al. 2016 allelic counts -> calls (`mpra_tables.calls_from_allelic`)."""
+    return mpra_tables.load(path, "allelic", **kw)
 
 
-def _parse_id(v: str) -> tuple[str | None, float]:
-    """'chr1:161556950[:I]' -> ('chr1', 161556950); '1_205247315_2-3' -> ('1', 205247315);
-    rs ids -> (None, nan)."""
-    for sep in (":", "_"):
-        parts = v.split(sep)
-        if len(parts) >= 2 and parts[1].isdigit():
-            return parts[0], float(parts[1])
-    return None, float("nan")
-
-
-def load_tewhey(path: str | Path, *, active_fdr: float = 0.01, emvar_fdr: float = 0.1) -> pd.DataFrame:
-    """Tewhey et al. 2016 allelic counts (snp_id, DNA/RNA_allele_A/B_1..5).
-
-    Per replicate, counts are scaled to counts per million; allele activity = log2((RNA + 1) /
-    (DNA + 1)); log2fc_observed = mean over replicates of activity(A) - activity(B) (A taken as
-    ref); active = BH FDR < active_fdr of a one-sided t-test that mean activity > 0; emvar =
-    active and BH FDR < emvar_fdr of a t-test that the skew != 0.
-    """
-    path = Path(path)
-    try:
-        t = pd.read_csv(path, sep="\t")
-    except FileNotFoundError:
-        raise InputError("MPRA count table not found", file=str(path))
-    cols = {(kind, allele): sorted(c for c in t.columns if c.startswith(f"{kind}_allele_{allele}_"))
-            for kind in ("DNA", "RNA") for allele in ("A", "B")}
-    if "snp_id" not in t.columns or any(not v for v in cols.values()):
-        raise InputError("not a Tewhey-style allelic count table", file=str(path),
-                         hint="expected snp_id and DNA_allele_A_1.., RNA_allele_B_1.. columns")
-    reps = len(cols[("DNA", "A")])
-    act = {}
-    for allele in ("A", "B"):
-        d = t[cols[("DNA", allele)]].to_numpy(np.float64)
-        r = t[cols[("RNA", allele)]].to_numpy(np.float64)
-        d = d / d.sum(0) * 1e6
-        r = r / r.sum(0) * 1e6
-        act[allele] = np.log2((r + 1) / (d + 1))        # (variants, replicates)
-    skew = act["A"] - act["B"]
-    mean_act = (act["A"] + act["B"]) / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_act = stats.ttest_1samp(mean_act, 0, axis=1, alternative="greater").pvalue
-        p_skew = stats.ttest_1samp(skew, 0, axis=1).pvalue
-    active = _bh(p_act) < active_fdr
-    emvar = active & (_bh(p_skew) < emvar_fdr)
-    ids = t["snp_id"].astype(str)
-    loc = [_parse_id(v) for v in ids]
-    return pd.DataFrame({"variant_id": ids, "chrom": [c for c, _ in loc],
-                         "pos": [p for _, p in loc], "log2fc_observed": skew.mean(1),
-                         "activity": mean_act.mean(1), "p_active": p_act, "p_skew": p_skew,
-                         "active": active.astype(int), "emvar": emvar.astype(int),
-                         "n_replicates": reps})
-
-
-def load_ulirsch(path: str | Path, *, active_fdr: float = 0.05, emvar_fdr: float = 0.1) -> pd.DataFrame:
-    """Ulirsch et al. 2016 barcode counts (variant_id, allele ref/alt, barcode, DNA*, RNA*).
-
-    Columns are scaled to counts per million; each barcode's activity = log2((mean RNA + 1) /
-    (mean DNA + 1)); log2fc_observed = mean ref activity - mean alt activity; active = BH FDR <
-    active_fdr of a one-sided t-test over all barcodes that activity > 0; emvar = active and BH
-    FDR < emvar_fdr of a Welch t-test ref vs alt barcodes.
-    """
-    path = Path(path)
-    try:
-        t = pd.read_csv(path, sep="\t", dtype={"variant_id": str})
-    except FileNotFoundError:
-        raise InputError("MPRA count table not found", file=str(path))
-    dna = [c for c in t.columns if c.startswith("DNA")]
-    rna = [c for c in t.columns if c.startswith("RNA")]
-    if not {"variant_id", "allele"} <= set(t.columns) or not dna or not rna:
-        raise InputError("not an Ulirsch-style barcode count table", file=str(path),
-                         hint="expected variant_id, allele, barcode, DNA1.., RNA1.. columns")
-    bad = ~t["allele"].isin(["ref", "alt"])
-    if bad.any():
-        raise InputError("allele must be ref or alt", file=str(path),
-                         record=f"row {int(np.flatnonzero(bad)[0]) + 2}")
-    cpm = lambda cols: (t[cols] / t[cols].sum(0) * 1e6).mean(1).to_numpy()
-    t = t.assign(activity=np.log2((cpm(rna) + 1) / (cpm(dna) + 1)))
-    rows = []
-    for vid, g in t.groupby("variant_id", sort=False):
-        r = g.loc[g["allele"] == "ref", "activity"].to_numpy()
-        a = g.loc[g["allele"] == "alt", "activity"].to_numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p_act = stats.ttest_1samp(g["activity"], 0, alternative="greater").pvalue
-            p_skew = stats.ttest_ind(r, a, equal_var=False).pvalue if len(r) > 1 and len(a) > 1 else np.nan
-        c, p = _parse_id(str(vid))
-        rows.append({"variant_id": vid, "chrom": c, "pos": p,
-                     "log2fc_observed": r.mean() - a.mean() if len(r) and len(a) else np.nan,
-                     "activity": g["activity"].mean(), "p_active": p_act, "p_skew": p_skew,
-                     "n_barcodes_ref": len(r), "n_barcodes_alt": len(a)})
-    out = pd.DataFrame(rows)
-    out["active"] = (_bh(out["p_active"].to_numpy()) < active_fdr).astype(int)
-    out["emvar"] = ((out["active"] == 1) & (_bh(out["p_skew"].to_numpy()) < emvar_fdr)).astype(int)
-    return out
+def load_ulirsch(path: str | Path, **kw) -> pd.DataFrame:
+    """Ulirsch et al. 2016 barcode counts -> calls (`mpra_tables.calls_from_barcodes`)."""
+    return mpra_tables.load(path, "barcode", **kw)
 
 
 # ---- one call: numbers and figures ------------------------------------------------------

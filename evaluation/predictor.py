@@ -6,17 +6,23 @@ A Predictor is any callable ``f(x) -> (profile, quantity)`` with
     profile   (B, 2 * output_length) float32 >= 0, plus strand then minus strand
     quantity  (B,) float32 >= 0
 
-and attributes ``input_length`` (L) and ``output_length`` (per strand). Ours come from
-``trainer.predict.load_predictor``; anything else (another tool's model, a baseline) works if
-it has this shape, which is why evaluation never imports a model class.
+and attributes ``input_length`` (L) and ``output_length`` (per strand). Model files become
+Predictors through a loader that an installed package registers (entry point group
+``clipstore.predictors``; the trainer registers ``keras`` = ``trainer.predict.load_predictor``);
+anything else (another tool's model, a baseline) works if it has this shape, which is why
+evaluation never imports a model class nor the trainer.
 """
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
 from clipstore.encoding import one_hot
+from clipstore.errors import InputError
+
+LOADERS = "clipstore.predictors"
 
 
 @runtime_checkable
@@ -33,6 +39,17 @@ def check_predictor(p: object) -> Predictor:
         raise TypeError("a Predictor is a callable x (B, L, 4) -> (profile (B, 2*out), "
                         "quantity (B,)) with attributes input_length and output_length")
     return p  # type: ignore[return-value]
+
+
+def load_model(paths: str | list[str], loader: str = "keras", **options) -> Predictor:
+    """Model file(s) -> one Predictor, through the loader registered under `loader` in the
+    LOADERS entry-point group (the seam between evaluation and whoever trains models)."""
+    found = {ep.name: ep for ep in entry_points(group=LOADERS)}
+    if loader not in found:
+        raise InputError(f"no model loader {loader!r} is installed (found: {sorted(found) or 'none'})",
+                         hint="install clipstore with its trainer (pip install -e .), or evaluate "
+                              "predictions from a file with --predictions")
+    return check_predictor(found[loader].load()(paths, **options))
 
 
 def predict(predictor: Predictor, x: np.ndarray, batch_size: int = 256

@@ -12,7 +12,15 @@ the hom-alt individuals, as an L2 norm, is the QTL's score — once with observe
 individual's libraries averaged, reads per million by default) and once with predicted tracks
 (each individual's own genome from the store, predicted by the model). Reported: Pearson r of
 predicted vs observed scores (overall and per kind), and the share of QTLs predicted as no
-effect (predicted score <= `no_effect_tol`, i.e. identical mean tracks).
+effect.
+
+Only SNPs the model sees are scored: a QTL whose position lies outside the predictor's input
+window (centred in the stored window, `input_slice`) would get pred_l2 = 0 by construction and
+count as "no effect"; such QTLs are left out and counted (`summary["left_out"]`).
+
+"No effect" is defined explicitly: predicted L2 score <= `no_effect_tol` (default 1e-6, in
+predicted counts: the hom-ref and hom-alt mean predicted tracks are identical to float32
+precision). The threshold is a parameter (`--no-effect-tol`) and is recorded in the summary.
 
 No leakage: `predictors` maps fold -> Predictor; a QTL whose locus is on fold 0 is predicted by
 the ensemble (key 0), one on fold k by replicate k only. A single Predictor is used for all.
@@ -29,9 +37,9 @@ import numpy as np
 import pandas as pd
 
 from clipstore.errors import InputError
-from clipstore.schema import store_info
+from clipstore.schema import store_info, window_starts
 
-from .crossloci import directionality, pearson
+from .metrics import directionality, pearson
 from .predictor import Predictor, check_predictor, predict, tracks
 
 QTL_COLUMNS = ("variant_id", "chrom", "pos", "ref", "alt", "locus_id", "kind", "effect")
@@ -69,8 +77,9 @@ def load_qtls(path: str | Path) -> pd.DataFrame:
                               "Chr Pos ID Ref Alt Beta columns, tab-separated")
     bad = ~(out["ref"].astype(str).str.fullmatch("[ACGTacgt]") & out["alt"].astype(str).str.fullmatch("[ACGTacgt]"))
     if bad.any():
+        first = int(np.flatnonzero(bad)[0])
         raise InputError("QTLs must be biallelic SNPs", file=str(path),
-                         record=f"row {int(np.flatnonzero(bad)[0]) + 2} ({out['variant_id'].iloc[int(np.flatnonzero(bad)[0])]})")
+                         record=f"row {first + 2} ({out['variant_id'].iloc[first]})")
     out["ref"], out["alt"] = out["ref"].str.upper(), out["alt"].str.upper()
     out["pos"] = out["pos"].astype(np.int64)
     if not out["kind"].isin(["ti", "di"]).all():
@@ -107,14 +116,29 @@ def group_effects(tracks: np.ndarray, genotypes: np.ndarray) -> dict[str, float]
             "directionality_change": float(directionality(ma)[0] - directionality(mr)[0])}
 
 
-def summarise(scores: pd.DataFrame, *, no_effect_tol: float = 1e-6) -> dict:
-    """Pearson r of pred_l2 vs obs_l2 (overall and per kind) and share predicted as no effect."""
+NO_EFFECT_TOL = 1e-6
+
+
+def input_slice(info, input_length: int) -> slice:
+    """The predictor's input inside a stored sequence window, as the reader cuts it (the
+    store's one geometry, `clipstore.schema.window_starts`); an InputError when it cannot fit."""
+    a = int(window_starts(info, int(input_length), int(input_length))[0])
+    if a < 0 or a + int(input_length) > info.window:
+        raise InputError(f"model input of {input_length} bp is longer than the store's window "
+                         f"({info.window} bp)", hint="use a model with a shorter input")
+    return slice(a, a + int(input_length))
+
+
+def summarise(scores: pd.DataFrame, *, no_effect_tol: float = NO_EFFECT_TOL) -> dict:
+    """Pearson r of pred_l2 vs obs_l2 (overall and per kind) and the share predicted as no
+    effect (pred_l2 <= no_effect_tol), over QTLs with both scores."""
     def one(s: pd.DataFrame) -> dict:
         ok = s["obs_l2"].notna() & s["pred_l2"].notna()
         s = s[ok]
         return {"n": int(len(s)), "pearson_r": pearson(s["pred_l2"], s["obs_l2"]),
                 "share_no_effect": float((s["pred_l2"] <= no_effect_tol).mean()) if len(s) else float("nan")}
     out = one(scores)
+    out["no_effect_definition"] = f"pred_l2 <= {no_effect_tol:g}"
     out["by_kind"] = {k: one(g) for k, g in scores.groupby("kind")}
     if "model" in scores:
         out["by_model"] = {k: one(g) for k, g in scores.groupby("model")}
@@ -214,30 +238,28 @@ def genotypes_from_vcf(vcf: str | Path, located: pd.DataFrame, individuals: list
     return out
 
 
-def observed_tracks(root, loci: np.ndarray, output_length: int, *, rpm: bool = True
-                    ) -> dict[int, np.ndarray]:
+def observed_tracks(url: str, loci: np.ndarray, output_length: int, *, rpm: bool = True,
+                    storage_options: dict | None = None) -> dict[int, np.ndarray]:
     """locus -> (n_individuals, 2*out) mean over each individual's libraries (NaN rows for
-    individuals without a library); centred output window, plus strand then minus."""
-    info = store_info(root)
-    o0 = (info.window - output_length) // 2 - info.signal_offset   # signal-window coordinates
-    if o0 < 0 or o0 + output_length > info.signal_window:
-        raise InputError(f"output length {output_length} is longer than the store's signal "
-                         f"window ({info.signal_window} bp)", hint="use a shorter output length")
-    lib_ind = root["library_individual"][:]
-    total = root["total_counts"][:].astype(np.float64)
-    n_ind = root["individual_id"].shape[0]
-    scale = 1e6 / np.where(total > 0, total, np.inf) if rpm else np.ones_like(total)
-    out = {}
-    for locus in np.unique(loci):
-        sig = np.asarray(root["signal"][:, int(locus), o0:o0 + output_length, :], np.float64)
-        prof = sig.transpose(0, 2, 1).reshape(len(sig), -1) * scale[:, None]
-        t = np.full((n_ind, prof.shape[1]), np.nan)
-        for i in range(n_ind):
-            m = lib_ind == i
-            if m.any():
-                t[i] = prof[m].mean(0)
-        out[int(locus)] = t
-    return out
+    individuals without a library); centred output window, plus strand then minus. Tracks come
+    from the reader (`StoreDataset`), which owns the window geometry and the RPM scaling."""
+    from clipstore.reader import StoreDataset
+
+    ds = StoreDataset.open(url, storage_options=storage_options)
+    if output_length > ds.info.output_length:
+        raise InputError(f"output length {output_length} is longer than the store's "
+                         f"({ds.info.output_length} bp)", hint="use a shorter output length")
+    loci = np.unique(np.asarray(loci, np.int64))
+    lib_ind = ds.meta.library_individual
+    n_ind = ds.meta.n_individuals
+    sums = {int(k): np.zeros((n_ind, 2 * output_length)) for k in loci}
+    count = np.bincount(lib_ind, minlength=n_ind).astype(np.float64)
+    part = ds.with_loci(loci).with_lengths(ds.info.input_length, output_length).with_rpm(rpm)
+    for b in part.batches(256, shuffle=False):
+        for prof, lib, locus in zip(b.profile, b.library, b.locus):
+            sums[int(locus)][lib_ind[lib]] += prof
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {k: np.where(count[:, None] > 0, v / count[:, None], np.nan) for k, v in sums.items()}
 
 
 def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bool = False,
@@ -246,9 +268,8 @@ def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bo
     `predictor.tracks`) from each individual's own genome (the store's two-hot sequence,
     centred input window); `masked` feeds 2 x reference instead."""
     check_predictor(predictor)
-    W = int(root.attrs["clipstore"]["window"])
-    L = int(predictor.input_length)
-    i0 = (W - L) // 2
+    sl = input_slice(store_info(root), int(predictor.input_length))
+    i0, L = sl.start, sl.stop - sl.start
     out = {}
     for locus in np.unique(loci):
         if masked:
@@ -282,15 +303,11 @@ def score(located: pd.DataFrame, genotypes: np.ndarray, observed: Mapping[int, n
     return res
 
 
-def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
-                   predictors: Mapping[int, Predictor] | Predictor, *, vcf: str | Path | None = None,
-                   rpm: bool = True, masked: bool = False, no_effect_tol: float = 1e-6,
-                   storage_options: dict | None = None) -> tuple[pd.DataFrame, dict]:
-    """Score every QTL with the leakage-free composite of `predictors` (see module doc).
+MODEL_NONE, MODEL_OUTSIDE = "none", "outside_input"
 
-    Returns (per-QTL table with a `model` column, summary from `summarise`). Genotypes come
-    from the store's sequences unless `vcf` is given.
-    """
+
+def _observed_side(url, qtls, vcf, storage_options):
+    """(root, table, located QTLs, genotypes): everything but predictions."""
     from clipstore import schema
 
     root = schema.open_store(str(url), storage_options=storage_options)
@@ -303,25 +320,116 @@ def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
         genotypes = genotypes_from_vcf(vcf, located, root["individual_id"][:].tolist())
     else:
         genotypes = genotypes_from_store(root, located)
+    return root, table, located, genotypes
+
+
+def evaluate_predictions(url: str, qtls: pd.DataFrame | str | Path, path: str | Path, *,
+                         vcf: str | Path | None = None, rpm: bool = True,
+                         no_effect_tol: float = NO_EFFECT_TOL, storage_options: dict | None = None
+                         ) -> tuple[pd.DataFrame, dict]:
+    """Observed scores from the store, predicted ones from a file keyed by variant
+    (`external.read_table`: variant_id, pred_l2 [, pred_log_quantity_change,
+    pred_directionality_change] [, kind]). A QTL the file leaves NaN is left out and counted
+    (`left_out["not_predicted"]`); leakage and the input window are the tool's to respect."""
+    from .external import QTL_PRED_COLUMNS, read_table
+
+    root, table, located, genotypes = _observed_side(url, qtls, vcf, storage_options)
+    pred = read_table(path)
+    if "pred_l2" not in pred:
+        raise InputError("QTL predictions need a pred_l2 column", file=str(path),
+                         hint="variant_id, pred_l2 [, pred_log_quantity_change, pred_directionality_change]")
+    keys = ["variant_id", "kind"] if "kind" in pred else ["variant_id"]
+    if pred.duplicated(keys).any():
+        raise InputError(f"{'/'.join(keys)} {pred.loc[pred.duplicated(keys), 'variant_id'].iloc[0]!r} "
+                         "appears twice", file=str(path), hint="add a kind column (ti/di) to tell them apart")
+    out_len = int(store_info(root).output_length)
+    observed = observed_tracks(url, located["locus"].to_numpy(), out_len, rpm=rpm,
+                               storage_options=storage_options)
+    scores = score(located, genotypes, observed, {}).drop(columns=["pred_l2"])
+    cols = keys + [c for c in QTL_PRED_COLUMNS if c in pred]
+    scores = scores.merge(pred[cols], on=keys, how="left")
+    scores["model"] = np.where(scores["pred_l2"].notna(), "external", "not_predicted")
+    used = scores[scores["model"] == "external"]
+    summary = summarise(used, no_effect_tol=no_effect_tol)
+    summary["left_out"] = {"not_in_store": int(len(table) - len(located)),
+                           "not_predicted": int((scores["model"] == "not_predicted").sum()),
+                           "no_genotype_groups": int(used["obs_l2"].isna().sum())}
+    return scores.sort_values(["locus", "pos"]).reset_index(drop=True), summary
+
+
+def evaluate_store(url: str, qtls: pd.DataFrame | str | Path,
+                   predictors: Mapping[int, Predictor] | Predictor, *, vcf: str | Path | None = None,
+                   rpm: bool = True, masked: bool = False, no_effect_tol: float = NO_EFFECT_TOL,
+                   storage_options: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Score every QTL with the leakage-free composite of `predictors` (see module doc).
+
+    Returns (per-QTL table with a `model` column, summary from `summarise` plus `left_out`).
+    Rows with model "none" (no predictor for their fold) or "outside_input" (the SNP is outside
+    that predictor's input window) keep their observed scores but no prediction, and are not in
+    the summary's numbers. Genotypes come from the store's sequences unless `vcf` is given.
+    """
+    root, table, located, genotypes = _observed_side(url, qtls, vcf, storage_options)
     single = not isinstance(predictors, Mapping)
     models = {None: check_predictor(predictors)} if single else dict(predictors)
-    out_len = int(root.attrs["clipstore"]["output_length"])
-    observed = observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
-    parts = []
+    info = store_info(root)
+    out_len = info.output_length
+    observed = observed_tracks(url, located["locus"].to_numpy(), out_len, rpm=rpm,
+                               storage_options=storage_options)
     which = np.array([None if single else composite_model(f, models) for f in located["fold"]], object)
-    for key in dict.fromkeys(which.tolist()):
-        m = which == key
-        sub = located[m].reset_index(drop=True)
+    label = np.array(["single" if single else MODEL_NONE if k is None else
+                      "ensemble" if k == 0 else f"replicate_{k}" for k in which], object)
+    for key in dict.fromkeys(which.tolist()):       # SNPs the model never sees are not scored
         if key is None and not single:
-            pred = {}
-        else:
-            pred = predicted_tracks(root, sub["locus"].to_numpy(), models[key], masked=masked)
-        s = score(sub, genotypes[m], observed, pred)
-        s["model"] = "single" if single else ("none" if key is None else
-                                              "ensemble" if key == 0 else f"replicate_{key}")
-        parts.append(s)
+            continue
+        sl = input_slice(info, int(models[key].input_length))
+        off = located["offset"].to_numpy()
+        label[(which == key) & ((off < sl.start) | (off >= sl.stop))] = MODEL_OUTSIDE
+    parts = []
+    for key in dict.fromkeys(which.tolist()):
+        for lab in dict.fromkeys(label[which == key].tolist()):
+            m = (which == key) & (label == lab)
+            sub = located[m].reset_index(drop=True)
+            pred = ({} if lab in (MODEL_NONE, MODEL_OUTSIDE) else
+                    predicted_tracks(root, sub["locus"].to_numpy(), models[key], masked=masked))
+            s = score(sub, genotypes[m], observed, pred)
+            s["model"] = lab
+            parts.append(s)
     scores = pd.concat(parts, ignore_index=True).sort_values(["locus", "pos"]).reset_index(drop=True)
-    return scores, summarise(scores[scores["model"] != "none"], no_effect_tol=no_effect_tol)
+    used = scores[~scores["model"].isin([MODEL_NONE, MODEL_OUTSIDE])]
+    summary = summarise(used, no_effect_tol=no_effect_tol)
+    summary["left_out"] = {
+        "not_in_store": int(len(table) - len(located)),
+        "outside_input": int((scores["model"] == MODEL_OUTSIDE).sum()),
+        "no_model_for_fold": {str(f): int(n) for f, n in
+                              scores.loc[scores["model"] == MODEL_NONE, "fold"].value_counts().sort_index().items()},
+        "no_genotype_groups": int((used["obs_l2"].isna() | used["pred_l2"].isna()).sum()),
+    }
+    return scores, summary
+
+
+def why_nothing_scored(left_out: dict, folds_given: list[int]) -> str:
+    """The message for a QTL run that scored nothing: what happened and what to do."""
+    no_model = {int(f): n for f, n in left_out.get("no_model_for_fold", {}).items()}
+    parts = []
+    if no_model:
+        where = ", ".join(f"{n} on fold {f}" for f, n in sorted(no_model.items()))
+        parts.append(f"no QTL was scored: the QTLs in store loci sit on folds with no model "
+                     f"given ({where}; models given for folds {folds_given})")
+        if 0 in no_model:
+            parts.append("fold 0 is the test fold, which only the ensemble may score without "
+                         "leakage: add --ensemble PATH (repeat for each member)")
+        rest = sorted(f for f in no_model if f)
+        if rest:
+            parts.append("add --replicate K=PATH for fold(s) " + ", ".join(map(str, rest)))
+    if left_out.get("outside_input"):
+        parts.append(f"{left_out['outside_input']} QTL(s) lie outside the model's input window "
+                     "(the model never sees them)")
+    if left_out.get("not_predicted"):
+        parts.append(f"{left_out['not_predicted']} QTL(s) have no prediction in the file")
+    if left_out.get("no_genotype_groups"):
+        parts.append(f"{left_out['no_genotype_groups']} QTL(s) lack hom-ref or hom-alt "
+                     "individuals with a library (check genotypes, or pass --vcf)")
+    return "; ".join(parts) or "no QTL was scored"
 
 
 def run(url: str, qtls: pd.DataFrame | str | Path, predictors: Mapping[int, Predictor] | Predictor,
@@ -331,12 +439,15 @@ def run(url: str, qtls: pd.DataFrame | str | Path, predictors: Mapping[int, Pred
     from . import figures
     from .figures import write_json
 
-    scores, summary = evaluate_store(url, qtls, predictors, **kw)
+    if isinstance(predictors, (str, Path)):           # a predictions file (external.read_table)
+        scores, summary = evaluate_predictions(url, qtls, predictors, **kw)
+    else:
+        scores, summary = evaluate_store(url, qtls, predictors, **kw)
     o = Path(out_dir)
     o.mkdir(parents=True, exist_ok=True)
     scores.to_csv(o / "qtl_scores.tsv", sep="\t", index=False)
     write_json(o / "qtl_summary.json", summary)
-    used = scores[scores["model"] != "none"]
+    used = scores[~scores["model"].isin([MODEL_NONE, MODEL_OUTSIDE, "not_predicted"])]
     figures.density_scatter(used["obs_l2"], used["pred_l2"], o / "qtl_scatter",
                             xlabel="observed L2", ylabel="predicted L2", title="QTLs")
     return scores, summary

@@ -6,7 +6,7 @@
                     # strand_balance_change rank
 
 For each biallelic SNP, the reference window of the predictor's input length is cut from the
-FASTA (pyfaidx) with the SNP at index input_length // 2, the alternative window differs only
+FASTA (pysam, through clipstore.fasta) with the SNP at index input_length // 2, the alternative window differs only
 there; both are encoded homozygous (2 x one-hot, the models' scale) and predicted in the same
 batch. Scores (alt relative to ref):
 
@@ -15,18 +15,17 @@ batch. Scores (alt relative to ref):
     strand_balance_change   directionality(alt) - directionality(ref), directionality =
                             log1p(plus sum) - log1p(minus sum)
 
-Rows are ranked by |score| of `rank_by` (rank 1 = strongest). Variants that are not SNPs, fall
-off the FASTA, or whose REF disagrees with it are left out and counted in `ranked.attrs
-["skipped"]`; if most REF alleles disagree the FASTA is probably another genome build and it is
-an InputError. Reverse-complement averaging and ensembles are properties of the predictor
-(`trainer.predict.load_predictor(paths, rc_average=True)`).
+Rows are ranked by |score| of `rank_by` (rank 1 = strongest). Variants that are not SNPs, sit
+on a contig the FASTA lacks, fall off its records, or whose REF disagrees with it are left out
+and counted in `ranked.attrs["skipped"]`; if most REF alleles disagree the FASTA is probably
+another genome build and it is an InputError. Reverse-complement averaging and ensembles are properties of the predictor
+(`evaluation.predictor.load_model(paths, rc_average=True)`).
 """
 from __future__ import annotations
 
 import gzip
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Iterator
 
@@ -35,72 +34,91 @@ import pandas as pd
 
 from clipstore.encoding import one_hot
 from clipstore.errors import InputError
+from clipstore.paths import open_text
+from clipstore.prefetch import prefetched
 
-from .crossloci import directionality
+from .metrics import directionality
+from .layouts import SNP_COLUMNS, snp_columns_help
 from .predictor import Predictor, check_predictor
 
 log = logging.getLogger(__name__)
 PSEUDO = 1e-6
 SCORE_COLUMNS = ("log2_quantity_ratio", "profile_l2", "strand_balance_change")
-_REGION = re.compile(r"^(?P<chrom>.+):(?P<start>\d+)-(?P<end>\d+)$")
 
 
 # ---- SNP lists --------------------------------------------------------------------------
 def read_snps(path: str | Path) -> pd.DataFrame:
-    """VCF(.gz) or TSV -> DataFrame(variant_id, chrom, pos (1-based), ref, alt), one row per
-    alternative allele (multi-allelic VCF records are split)."""
+    """A SNP list -> DataFrame(variant_id, chrom, pos (1-based), ref, alt), one row per
+    alternative allele (multi-allelic records are split). Recognised by content, not name:
+
+    * VCF/BCF (a `##fileformat=VCF` header, plain, gzipped or bgzipped): read with cyvcf2;
+    * any tab-separated table with a header row, names in any case (`SNP_COLUMNS`): e.g. a
+      VCF-like hQTL table (`Chr Pos ID Ref Alt Beta ...`, Grubert 2015) or a bare
+      `#CHROM POS ID REF ALT` list.
+    """
     path = str(path)
     if not os.path.exists(path):
         raise InputError("SNP list not found", file=path)
-    name = path.lower()
-    if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")):
-        if name.endswith(".bcf"):
-            raise InputError("BCF is not read here", file=path, hint="convert with `bcftools view -Oz`")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:3] == b"BCF" or (head[:2] == b"\x1f\x8b" and _gz_head(path).startswith(b"BCF")):
+        return _read_vcf(path)
+    first = _gz_head(path) if head[:2] == b"\x1f\x8b" else head
+    if first.startswith(b"##fi"):
         return _read_vcf(path)
     return _read_tsv(path)
 
 
-def _open_text(path: str):
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rt") if gz else open(path, "rt")
+def _gz_head(path: str) -> bytes:
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read(16)
+    except OSError as e:
+        raise InputError(f"cannot read the gzip stream ({e})", file=path)
 
 
 def _read_vcf(path: str) -> pd.DataFrame:
+    from cyvcf2 import VCF
+
+    try:
+        v = VCF(path, lazy=True)
+    except Exception as e:          # cyvcf2 raises a bare Exception for a header htslib refuses
+        if not str(path).lower().endswith(".bcf"):
+            return _read_tsv(path)  # e.g. a sites-only list with fewer than 8 columns
+        raise InputError(f"not a readable VCF/BCF ({e})", file=path,
+                         hint="check the header; bgzip -t FILE tests a compressed one")
     rows = []
-    with _open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if line.startswith("#") or not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 5 or not parts[1].isdigit():
-                raise InputError("expected tab-separated CHROM POS ID REF ALT", file=path,
-                                 record=f"line {n}")
-            chrom, pos, vid, ref, alts = parts[:5]
-            for alt in alts.split(","):
-                rid = vid if vid not in (".", "") else f"{chrom}:{pos}:{ref}:{alt}"
-                rows.append((rid, chrom, int(pos), ref.upper(), alt.upper()))
+    for rec in v:
+        chrom, pos, ref = rec.CHROM, rec.POS, rec.REF.upper()
+        for alt in rec.ALT or ["."]:
+            rid = rec.ID or f"{chrom}:{pos}:{ref}:{alt.upper()}"
+            rows.append((rid, chrom, int(pos), ref, alt.upper()))
+    v.close()
     return pd.DataFrame(rows, columns=["variant_id", "chrom", "pos", "ref", "alt"])
 
 
-_ALIASES = {"chrom": ("chrom", "chr", "chromosome", "#chrom", "contig"),
-            "pos": ("pos", "position", "bp"),
-            "ref": ("ref", "reference"), "alt": ("alt", "alternate", "alternative"),
-            "variant_id": ("variant_id", "id", "rsid", "snp", "name")}
+def _meta_lines(path: str) -> int:
+    """Leading `##` lines (a VCF's meta-information) to skip before the header row."""
+    import itertools
+
+    with open_text(path) as f:
+        return sum(1 for _ in itertools.takewhile(lambda line: line.startswith("##"), f))
 
 
 def _read_tsv(path: str) -> pd.DataFrame:
     try:
-        t = pd.read_csv(path, sep="\t", dtype=str, compression="infer")
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        t = pd.read_csv(path, sep="\t", dtype=str, compression="infer", skiprows=_meta_lines(path))
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as e:
         raise InputError(f"cannot parse as a tab-separated table ({e})", file=path)
     lower = {c.lower(): c for c in t.columns}
     cols = {}
-    for key, names in _ALIASES.items():
+    for key, names in SNP_COLUMNS.items():
         hit = next((lower[n] for n in names if n in lower), None)
         if hit is None and key != "variant_id":
             raise InputError(f"SNP table has no {key} column", file=path,
-                             hint="columns: chrom, pos (1-based), ref, alt, optional variant_id")
+                             record=f"header: {' '.join(map(str, t.columns[:8]))}",
+                             hint="a VCF (with its ##fileformat line) or a tab-separated table "
+                                  "with a header naming " + snp_columns_help())
         cols[key] = hit
     out = pd.DataFrame({k: t[c] for k, c in cols.items() if c is not None})
     bad = ~out["pos"].astype(str).str.fullmatch(r"\d+")
@@ -108,38 +126,31 @@ def _read_tsv(path: str) -> pd.DataFrame:
         raise InputError("pos must be a positive integer", file=path,
                          record=f"row {int(np.flatnonzero(bad)[0]) + 2}")
     out["pos"] = out["pos"].astype(np.int64)
-    out["ref"], out["alt"] = out["ref"].str.upper(), out["alt"].str.upper()
+    out["ref"] = out["ref"].str.upper()
+    out["alt"] = out["alt"].str.upper().str.split(",")
+    out = out.explode("alt", ignore_index=True)
+    made = out["chrom"] + ":" + out["pos"].astype(str) + ":" + out["ref"] + ":" + out["alt"]
     if "variant_id" not in out:
-        out["variant_id"] = out["chrom"] + ":" + out["pos"].astype(str) + ":" + out["ref"] + ":" + out["alt"]
+        out["variant_id"] = made
+    else:
+        out["variant_id"] = out["variant_id"].where(~out["variant_id"].isin([".", ""]) &
+                                                    out["variant_id"].notna(), made)
     return out[["variant_id", "chrom", "pos", "ref", "alt"]]
 
 
 # ---- reference --------------------------------------------------------------------------
 class Reference:
-    """pyfaidx FASTA with chr-prefix tolerance and region-named records (`22:20000001-21000000`
-    is read as that slice of contig 22, as `samtools faidx` writes it)."""
+    """The reference FASTA through clipstore.fasta (pysam: plain or bgzipped, .fai/.gzi), with
+    chr-prefix tolerance and region-named records (`22:20000001-21000000` is read as that
+    slice of contig 22, as `samtools faidx` writes it)."""
 
     def __init__(self, path: str | Path):
-        import pyfaidx
+        from clipstore import fasta
 
-        path = str(path)
-        if not os.path.exists(path):
-            raise InputError("reference FASTA not found", file=path)
-        try:
-            self.fa = pyfaidx.Fasta(path, as_raw=True, sequence_always_upper=True)
-        except (OSError, pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat) as e:
-            raise InputError(f"cannot open or index the FASTA ({e})", file=path,
-                             hint=f"index it with `samtools faidx {path}` where you can write; "
-                                  "gzipped FASTAs must be bgzipped")
-        self.path = path
-        self.contigs: dict[str, tuple[str, int, int]] = {}   # chrom -> (record, offset, length)
-        for rec in self.fa.keys():
-            n = len(self.fa[rec])
-            m = _REGION.match(rec)
-            if m and int(m["end"]) - int(m["start"]) + 1 == n:
-                self.contigs[m["chrom"]] = (rec, int(m["start"]) - 1, n)
-            else:
-                self.contigs[rec] = (rec, 0, n)
+        self.path = str(path)
+        self.fa = fasta.open_fasta(self.path)
+        self.contigs: dict[str, tuple[str, int, int]] = {   # chrom -> (record, offset, length)
+            c.name: (c.record, c.offset, c.length) for c in fasta.contigs_of(self.fa).values()}
 
     def contig(self, chrom: str) -> tuple[str, int, int] | None:
         if chrom in self.contigs:
@@ -148,21 +159,21 @@ class Reference:
         return self.contigs.get(alt)
 
     def fetch(self, chrom: str, start: int, end: int) -> str | None:
-        """Bases of 0-based [start, end) or None when the window leaves the record."""
+        """Upper-case bases of 0-based [start, end) or None when the window leaves the record."""
         c = self.contig(chrom)
         if c is None:
             return None
         rec, off, n = c
         if start - off < 0 or end - off > n:
             return None
-        return self.fa[rec][start - off:end - off]
+        return self.fa.fetch(reference=rec, start=start - off, end=end - off).upper()
 
 
 # ---- scoring ----------------------------------------------------------------------------
 def prepare(snps: pd.DataFrame, ref: Reference, input_length: int) -> tuple[pd.DataFrame, dict]:
     """Keep SNPs the FASTA can score; return (kept rows with their window start, skip counts)."""
     half = input_length // 2
-    skipped = {"not_snp": 0, "off_fasta": 0, "ref_mismatch": 0}
+    skipped = {"not_snp": 0, "no_contig": 0, "off_fasta": 0, "ref_mismatch": 0}
     keep, starts = [], []
     is_snp = snps["ref"].str.fullmatch("[ACGT]") & snps["alt"].str.fullmatch("[ACGT]") & (snps["ref"] != snps["alt"])
     for i, (chrom, pos, r, ok) in enumerate(zip(snps["chrom"].astype(str), snps["pos"], snps["ref"], is_snp)):
@@ -171,7 +182,10 @@ def prepare(snps: pd.DataFrame, ref: Reference, input_length: int) -> tuple[pd.D
             continue
         p0 = int(pos) - 1
         c = ref.contig(chrom)
-        if c is None or p0 - half < c[1] or p0 - half + input_length > c[1] + c[2]:
+        if c is None:
+            skipped["no_contig"] += 1
+            continue
+        if p0 - half < c[1] or p0 - half + input_length > c[1] + c[2]:
             skipped["off_fasta"] += 1
             continue
         base = ref.fetch(chrom, p0, p0 + 1)
@@ -188,6 +202,23 @@ def prepare(snps: pd.DataFrame, ref: Reference, input_length: int) -> tuple[pd.D
     return out, skipped
 
 
+def why_none_scored(snps: pd.DataFrame, ref: Reference, skipped: dict, L: int) -> str:
+    """Why not one SNP could be scored: no overlap, contig naming or assembly."""
+    chroms = sorted(set(snps["chrom"].astype(str)))
+    have = [c for c in chroms if ref.contig(c) is not None]
+    show = lambda xs: ", ".join(xs[:5]) + (f" ... ({len(xs)} in all)" if len(xs) > 5 else "")
+    if skipped.get("not_snp") == len(snps):
+        return f"none of the {len(snps)} variants is a biallelic SNP (indels and N are not scored)"
+    if not have:
+        return (f"no SNP is on a contig of the FASTA: the SNPs are on {show(chroms)}, the FASTA "
+                f"has {show(list(ref.contigs))} (contig naming, or a FASTA of other chromosomes)")
+    spans = ", ".join(f"{c} {ref.contig(c)[1] + 1}-{ref.contig(c)[1] + ref.contig(c)[2]}" for c in have[:5])
+    return (f"no SNP on the shared contig(s) lies where the FASTA has the {L} bp window the "
+            f"model needs (FASTA covers {spans}; {skipped.get('off_fasta', 0)} SNPs off it, "
+            f"{skipped.get('ref_mismatch', 0)} with a REF mismatch): another assembly, or a "
+            "FASTA slice that does not cover the SNPs?")
+
+
 def _batches(snps: pd.DataFrame, ref: Reference, L: int, batch_size: int
              ) -> Iterator[np.ndarray]:
     """(2B, L, 4) uint8: B reference windows then their B alternative windows."""
@@ -201,21 +232,6 @@ def _batches(snps: pd.DataFrame, ref: Reference, L: int, batch_size: int
         alt = x.copy()
         alt[:, half] = one_hot(part["alt"].str.cat().encode("ascii"))
         yield np.concatenate([x, alt]) * np.uint8(2)
-
-
-def _prefetch(gen: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    """Cut the next batch's windows in a thread while the model runs on this one (TensorFlow
-    releases the GIL; measured ~8 % of the time outside the network without it)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1, thread_name_prefix="score-windows") as pool:
-        nxt = pool.submit(next, gen, None)
-        while True:
-            x = nxt.result()
-            if x is None:
-                return
-            nxt = pool.submit(next, gen, None)
-            yield x
 
 
 def score_snps(snps: str | Path | pd.DataFrame, fasta: str | Path | Reference, predictor: Predictor,
@@ -234,11 +250,17 @@ def score_snps(snps: str | Path | pd.DataFrame, fasta: str | Path | Reference, p
     ref = fasta if isinstance(fasta, Reference) else Reference(fasta)
     L = int(predictor.input_length)
     kept, skipped = prepare(table, ref, L)
+    if len(table) and not len(kept):
+        raise InputError(why_none_scored(table, ref, skipped, L), file=ref.path,
+                         hint="check that the SNP list and the FASTA use the same assembly and "
+                              "contig names (chr-prefixes are matched either way)")
     if sum(skipped.values()):
         log.warning("left out %s", ", ".join(f"{v} {k}" for k, v in skipped.items() if v))
     n = len(kept)
     cols = {k: np.empty(n, np.float64) for k in ("q_ref", "q_alt", *SCORE_COLUMNS)}
-    it = _prefetch(_batches(kept, ref, L, batch_size))
+    # the next batch's windows are cut in a thread while the model runs on this one
+    # (TensorFlow releases the GIL; measured ~8 % of the time outside the network without it)
+    it = (x for x, _ in prefetched(_batches(kept, ref, L, batch_size), lambda x: None, depth=1))
     bar = None
     if progress:
         from tqdm import tqdm

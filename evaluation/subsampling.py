@@ -7,8 +7,9 @@
     subsampling.run(runs, "out/", metric="auPRC", reference=0.3, personalized=0.5)  # + figure
 
 One row per training run (the paper draws 5 random sets of libraries per size). The 95 %
-confidence interval of the mean is Student-t: mean +/- t(0.975, k - 1) * sd / sqrt(k); with
-one run it collapses to the point.
+confidence interval of the mean is Student-t: mean +/- t(0.975, k - 1) * sd / sqrt(k). A size
+with one run has no interval: its sd and CI are NaN and `single_run` is True, and the figure
+draws it as a hollow marker labelled "single run (no CI)" instead of a zero-width band.
 """
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ def summarise(runs: pd.DataFrame, *, x: str = "n_libraries", y: str = "value",
         v = v[np.isfinite(v)]
         k = len(v)
         mean = v.mean() if k else np.nan
-        sd = v.std(ddof=1) if k > 1 else 0.0 if k else np.nan
-        half = stats.t.ppf(0.5 + level / 2, k - 1) * sd / np.sqrt(k) if k > 1 else 0.0 if k else np.nan
+        sd = v.std(ddof=1) if k > 1 else np.nan
+        half = stats.t.ppf(0.5 + level / 2, k - 1) * sd / np.sqrt(k) if k > 1 else np.nan
         rows.append({x: n, "n_runs": k, "mean": mean, "sd": sd,
-                     "ci_low": mean - half, "ci_high": mean + half})
+                     "ci_low": mean - half, "ci_high": mean + half, "single_run": k == 1})
     return pd.DataFrame(rows)
 
 

@@ -1,4 +1,4 @@
-"""`clipstore demo`: the click command (registered in clipstore/cli.py by name)."""
+"""`clipstore demo`: the click command (a `clipstore.commands` entry point, pyproject.toml)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +32,7 @@ def demo(out, seed, train_seed, quick, full, quiet):
     cross-locus accuracy stays similar" holds on the simulation, with the numbers, and
     whether the null and mechanism cohorts gave the outcome fixed for them before the run.
     """
-    from clipstore.cli import is_quiet
+    from clipstore.cliutil import is_quiet
     from clipstore.errors import InputError
 
     if quick and full:

@@ -83,7 +83,8 @@ def write_cohort(out: Path, *, seed: int = 0, n_individuals: int = 4, loci_per_c
         lines.append(f"{lib}\t{ind}\t{pl.name}\t{mn.name}")
     (out / "libraries.tsv").write_text("\n".join(lines) + "\n")
     (out / "build.yaml").write_text(yaml.safe_dump(cfg))
-    return {"config": out / "build.yaml", "reference": fa, "plain_reference": plain, "peaks": peaks, "planted": planted,
+    return {"config": out / "build.yaml", "reference": fa, "plain_reference": plain,
+            "peaks": peaks, "planted": planted,
             "samples": samples, "libraries": libs, "dir": out}
 
 
@@ -219,3 +220,36 @@ def wait_for(cond, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- builds as real processes
+_BUILD_SCRIPT = """
+import json, os, signal, sys, time
+from clipstore.build import BuildHooks, build
+a = json.loads(sys.argv[1])
+delay, kill_after = a.pop("delay"), a.pop("kill_after")
+
+def after_write(i):
+    time.sleep(delay)
+
+def after_record(i, n):
+    if n >= kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+if __name__ == "__main__":
+    build(a.pop("config"), a.pop("out"), hooks=BuildHooks(
+        after_write if delay else None, after_record if kill_after else None), **a)
+"""
+
+
+def build_process(config, out: str, *, kill_after: int | None = None,
+                  delay: float | None = None, **kw) -> list[str]:
+    """argv of a real `python` process that builds `config` into `out` through the same
+    `build()` the CLI calls, with test hooks: SIGKILL itself once `kill_after` shards are
+    recorded, and/or sleep `delay` s after each shard write (in whichever process wrote it,
+    dask workers included), so that kills land mid-build."""
+    import json
+    import sys
+    args = {"config": str(config), "out": str(out), "kill_after": kill_after, "delay": delay,
+            **kw}
+    return [sys.executable, "-c", _BUILD_SCRIPT, json.dumps(args)]

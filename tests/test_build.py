@@ -22,11 +22,11 @@ import yaml
 import zarr
 
 from clipstore import schema
-from clipstore.build import KILL_HOOK, SLOW_HOOK, build
+from clipstore.build import build
 from clipstore.encoding import one_hot, two_hot
 from clipstore.errors import InputError
-from tests._build_inputs import (assert_same_store, bigwig_window, haplotypes, shards_done,
-                                 wait_for, write_cohort)
+from tests._build_inputs import (assert_same_store, bigwig_window, build_process, haplotypes,
+                                 shards_done, wait_for, write_cohort)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,7 +237,8 @@ def _cli(args, env=None, **kw):
 def test_kill_9_then_rerun_is_bit_identical(cohort, built, tmp_path):
     url, _ = built
     out = str(tmp_path / "killed.zarr")
-    r = _cli(["build", str(cohort["config"]), "-o", out], env={KILL_HOOK: "3"})
+    r = subprocess.run(build_process(cohort["config"], out, kill_after=3), cwd=ROOT,
+                       capture_output=True, text=True)
     assert r.returncode == -signal.SIGKILL, r.stderr
     root = zarr.open_group(out, mode="r")
     assert not schema.store_info(root).complete
@@ -255,14 +256,13 @@ def test_kill_9_at_random_times_then_rerun_is_bit_identical(cohort, built, tmp_p
     out = str(tmp_path / "random.zarr")
     rng = random.Random(1)
     seen_partial = 0
-    for attempt in range(3):       # 10 shards × 0.2 s: kills land mid-build, some mid-shard
+    for _ in range(3):             # 10 shards × 0.2 s: kills land mid-build, some mid-shard
         before = shards_done(out)
-        p = subprocess.Popen([sys.executable, "-m", "clipstore", "-q", "build",
-                              str(cohort["config"]), "-o", out], cwd=ROOT,
-                             env={**os.environ, SLOW_HOOK: "0.2"},
+        p = subprocess.Popen(build_process(cohort["config"], out, delay=0.2), cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # start-up time depends on the machine's load: kill once this run has written a shard
-        wait_for(lambda: shards_done(out) > before or p.poll() is not None, 120, "a shard")
+        wait_for(lambda b=before, p=p: shards_done(out) > b or p.poll() is not None, 120,
+                 "a shard")
         time.sleep(rng.uniform(0.0, 0.3))
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -286,11 +286,12 @@ def test_two_workers_on_a_local_cluster_equal_one_worker(cohort, built, tmp_path
 
 def test_script_without_main_guard_gets_a_clear_error(cohort, tmp_path):
     script = tmp_path / "no_guard.py"
-    script.write_text("import sys\nfrom clipstore.build import build\n"
-                      "build(sys.argv[1], sys.argv[2], workers=2)\n")
+    script.write_text("import sys, time\nfrom clipstore.build import BuildHooks, build\n"
+                      "build(sys.argv[1], sys.argv[2], workers=2,\n"      # outlast the start:
+                      "      hooks=BuildHooks(after_write=lambda i: time.sleep(1)))\n")
     r = subprocess.run([sys.executable, str(script), str(cohort["config"]),
                         str(tmp_path / "s.zarr")], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120, env={**os.environ, SLOW_HOOK: "1"})  # outlast the start
+                       timeout=120)
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("clipstore.errors.InputError: dask could not start"), last

@@ -101,16 +101,30 @@ def test_ref_allele_not_matching_fasta(inputs, tmp_path, capsys):
     assert "cohort.vcf.gz" in err and f"{f[0]}:{f[1]}" in err and "REF allele" in err
 
 
-def test_contig_absent_from_fasta(inputs, tmp_path, capsys):
+def test_peaks_on_a_contig_absent_from_fasta_are_skipped_counted_and_aliasable(inputs, tmp_path,
+                                                                              caplog):
     with gzip.open(inputs / "peaks.bed.gz", "at") as fh:
         fh.write("chr7\t1000\t1100\tx\t0\t.\n")
-    err = run(capsys, inputs / "build.yaml", tmp_path / "s.zarr")
-    assert "peaks.bed.gz" in err and "chr7" in err and "line" in err
-    assert "contig_aliases" in err                       # says what to do, and that works:
-    main(["-q", "build", str(inputs / "build.yaml"), "-o", str(tmp_path / "s.zarr"),
+    n = len(gzip.open(inputs / "peaks.bed.gz", "rt").read().splitlines())
+    main(["-q", "build", str(inputs / "build.yaml"), "-o", str(tmp_path / "s.zarr")])
+    info = schema.store_info(zarr.open_group(str(tmp_path / "s.zarr"), mode="r"))
+    assert info.complete and info.skipped["loci_other_contig"] == 1      # counted, reported
+    warned = [r.getMessage() for r in caplog.records if "not in the reference FASTA" in
+              r.getMessage()]
+    assert warned and "chr7" in warned[0] and f"line {n}" in warned[0]
+    assert "contig_aliases" in warned[0]                   # says what to do, and that works:
+    main(["-q", "build", str(inputs / "build.yaml"), "-o", str(tmp_path / "a.zarr"),
           "--alias", "chr7=chr1"])
-    root = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
+    root = zarr.open_group(str(tmp_path / "a.zarr"), mode="r")
     assert "chr7:1000-1100" in list(root["locus_id"][:])
+
+
+def test_no_peak_on_a_fasta_contig_is_an_error(inputs, tmp_path, capsys):
+    with gzip.open(inputs / "peaks.bed.gz", "wt") as fh:
+        fh.write("chr7\t1000\t1100\tx\t0\t.\n")
+    err = run(capsys, inputs / "build.yaml", tmp_path / "s.zarr")
+    assert "peaks.bed.gz" in err and "chr7" in err and "line 1" in err
+    assert "contig_aliases" in err
 
 
 def test_bigwig_lacking_a_chromosome(inputs, tmp_path, capsys):

@@ -100,3 +100,29 @@ def test_unphased_vcf_gives_the_same_two_hot_and_is_reported(phased, tmp_path):
     np.testing.assert_array_equal(a["sequence"][:], b["sequence"][:])
     info = schema.store_info(b)
     assert info.skipped["unphased"] == info.skipped["snps"] * len(SAMPLES)
+    from clipstore.info import store_summary
+    s = store_summary(out2)                # used, not "skipped unphased": every call was used
+    assert s["used"]["unphased"] == info.skipped["unphased"] and "unphased" not in s["skipped"]
+
+
+def test_encode_ccre_bigbed_builds_by_cli_on_the_chr22_slice(tmp_path):
+    """The chr22 set's ENCODE cCREs (bigBed, chr14 + chr22) as peaks: the build reads them
+    with pyBigWig (it crashed with a UnicodeDecodeError), keeps the slice's cCREs and counts
+    the rest (other contig, off the slice's edge)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    inp = _inputs(tmp_path, "beagle_test_chr22_PHASED_by_beagle5.4.vcf.gz")
+    cfg = yaml.safe_load(inp["config"].read_text())
+    cfg["peaks"] = str(inp["dir"] / "ENCFF948HPU.bigBed")
+    inp["config"].write_text(yaml.safe_dump(cfg))
+    out = str(tmp_path / "ccre.zarr")
+    r = subprocess.run([sys.executable, "-m", "clipstore", "-q", "build", str(inp["config"]),
+                        "-o", out], cwd=Path(__file__).resolve().parents[1],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    root = zarr.open_group(out, mode="r")
+    info = schema.store_info(root)
+    assert info.complete and 500 < root["locus_id"].shape[0] <= 554
+    assert info.skipped["loci_other_contig"] > 0 and info.skipped["loci_off_edge"] > 0
+    assert all(str(c) == "22" for c in root["chrom"][:])

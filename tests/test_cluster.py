@@ -13,9 +13,9 @@ from pathlib import Path
 import zarr
 
 from clipstore import schema
-from clipstore.build import PROGRESS_KEY, SLOW_HOOK
+from clipstore.build import PROGRESS_KEY
 from clipstore.testing import dask_cluster
-from tests._build_inputs import assert_same_store, shards_done, wait_for
+from tests._build_inputs import assert_same_store, build_process, shards_done, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,9 @@ def test_cli_build_on_an_existing_cluster_equals_a_local_build(cohort, built, tm
 def test_killing_a_worker_mid_build_still_gives_the_identical_store(cohort, built, tmp_path):
     out = str(tmp_path / "killed_worker.zarr")
     n = built[1].n_shards
-    with dask_cluster(2, env={SLOW_HOOK: "0.4"}) as address:
-        p = subprocess.Popen(build_cmd(cohort["config"], out, address), cwd=ROOT,
+    with dask_cluster(2) as address:      # each shard takes >= 0.4 s: kills land mid-build
+        p = subprocess.Popen(build_process(cohort["config"], out, scheduler=address, delay=0.4),
+                             cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             wait_for(lambda: shards_done(out) >= 2, 120, "two shards")
@@ -64,8 +65,9 @@ def test_killing_a_worker_mid_build_still_gives_the_identical_store(cohort, buil
 def test_killed_driver_on_a_cluster_resumes_to_the_identical_store(cohort, built, tmp_path):
     out = str(tmp_path / "killed_driver.zarr")
     n = built[1].n_shards
-    with dask_cluster(2, env={SLOW_HOOK: "0.4"}) as address:
-        p = subprocess.Popen(build_cmd(cohort["config"], out, address), cwd=ROOT,
+    with dask_cluster(2) as address:      # each shard takes >= 0.4 s: kills land mid-build
+        p = subprocess.Popen(build_process(cohort["config"], out, scheduler=address, delay=0.4),
+                             cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: shards_done(out) >= 2, 120, "two shards")
         p.send_signal(signal.SIGKILL)

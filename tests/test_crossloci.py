@@ -126,3 +126,71 @@ def test_example_stats_chunking_is_invisible():
     b = crossloci.example_stats(pred, obs)
     pd.testing.assert_frame_equal(a, b)
     assert crossloci.summarise(a) == crossloci.metrics(pred, obs)
+
+
+class _Zero:
+    """A model that predicts no initiation anywhere (an untrained or collapsed network)."""
+    input_length, output_length = 100, 40
+
+    def __call__(self, x):
+        return np.zeros((len(x), 80), np.float32), np.zeros(len(x), np.float32)
+
+
+def test_all_zero_predictions_are_named_not_a_silent_nan(tmp_path):
+    url = synthetic_store(str(tmp_path / "s.zarr"), n_loci=30, n_individuals=3, replicates=1,
+                          input_length=100, max_jitter=10, output_length=50, shard_loci=16,
+                          variant_rate=1e-2)
+    fold = int(zarr.open_group(url, mode="r")["fold"][0])
+    table = crossloci.evaluate_store(url, {fold: _Zero()})
+    assert np.isnan(table["quantity_log_r"].iloc[0])
+    assert "every predicted quantity is 0" in table["note"].iloc[0]
+    ok = crossloci.evaluate_store(url, {fold: MotifPredictor(100, 40)})
+    assert ok["note"].iloc[0] == ""
+
+
+def test_predictions_from_a_file_equal_the_model_and_cli(tmp_path):
+    """An .npz keyed by locus_id and library_id (another tool's output) gives the same metrics
+    as predicting in-process; through the CLI too; all-zero predictions are named."""
+    import subprocess
+    import sys
+
+    from clipstore.reader import StoreDataset
+
+    url = synthetic_store(str(tmp_path / "s.zarr"), n_loci=40, n_individuals=3, replicates=2,
+                          input_length=100, max_jitter=10, output_length=50, shard_loci=16,
+                          variant_rate=1e-2)
+    ds = StoreDataset.open(url)
+    f = int(ds.meta.fold[0])
+    pred = MotifPredictor(100, 40, threshold=0.3)
+    part = ds.with_loci(ds.meta.fold == f).with_lengths(100, 40)
+    rows = {"locus_id": [], "library_id": [], "profile": [], "quantity": []}
+    for b in part.batches(64, shuffle=False):
+        p, q = pred(b.x)
+        rows["locus_id"] += ds.meta.locus_id[b.locus].tolist()
+        rows["library_id"] += ds.meta.library_id[b.library].tolist()
+        rows["profile"].append(p)
+        rows["quantity"].append(q)
+    arrays = {"locus_id": np.array(rows["locus_id"], str), "library_id": np.array(rows["library_id"], str),
+              "profile": np.concatenate(rows["profile"]), "quantity": np.concatenate(rows["quantity"])}
+    np.savez(tmp_path / "p.npz", **arrays)
+    got = crossloci.evaluate_predictions(url, tmp_path / "p.npz")
+    want = crossloci.evaluate_store(url, {f: pred})
+    assert got["n"].item() == want["n"].item() > 0 and got["fold"].item() == str(f)
+    for k in ("profile_r_median", "js_mean", "directionality_r", "quantity_log_r", "tss_r"):
+        assert got[k].item() == pytest.approx(want[k].item(), nan_ok=True, abs=1e-9)
+    cmd = [sys.executable, "-m", "clipstore", "evaluate", "crossloci", url, "--predictions",
+           str(tmp_path / "p.npz"), "-o", str(tmp_path / "o")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    csv = pd.read_csv(tmp_path / "o" / "crossloci.csv")
+    assert csv["model"].tolist() == ["external"]
+    assert csv["quantity_log_r"].item() == pytest.approx(want["quantity_log_r"].item())
+    np.savez(tmp_path / "z.npz", **{**arrays, "profile": np.zeros_like(arrays["profile"]),
+                                    "quantity": np.zeros_like(arrays["quantity"])})
+    cmd[7] = str(tmp_path / "z.npz")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "every predicted quantity is 0" in r.stderr
+    np.savez(tmp_path / "bad.npz", **{**arrays, "locus_id": np.array(["nowhere"] * len(arrays["locus_id"]))})
+    cmd[7] = str(tmp_path / "bad.npz")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "not in the store" in r.stderr and "nowhere" in r.stderr

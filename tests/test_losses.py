@@ -20,7 +20,8 @@ def test_cosine_profile_loss():
     want = np.mean(1 - (t * p).sum(1) / np.linalg.norm(t, axis=1) / np.linalg.norm(p, axis=1))
     assert _np(ProfileCosine(), t, p) == pytest.approx(want, rel=1e-5)
     assert _np(ProfileCosine(), t, 3 * t) == pytest.approx(0, abs=1e-6)     # scale-free
-    a = np.array([[1.0, 0, 0, 0]]); b = np.array([[0, 1.0, 0, 0]])
+    a = np.array([[1.0, 0, 0, 0]])
+    b = np.array([[0, 1.0, 0, 0]])
     assert _np(ProfileCosine(), a, b) == pytest.approx(1.0)
 
 
@@ -29,7 +30,9 @@ def test_quantity_loss_is_keras_msle_at_epsilon_one_and_uses_epsilon():
 
     from trainer.losses import LogQuantityError
 
-    t = np.array([[0.0], [10.0], [300.0]]); p = np.array([[2.0], [5.0], [100.0]])
+    t = np.array([[0.0], [10.0], [300.0]])
+
+    p = np.array([[2.0], [5.0], [100.0]])
     msle = float(keras.losses.MeanSquaredLogarithmicError()(t, p))
     assert _np(LogQuantityError(1.0), t, p) == pytest.approx(msle, rel=1e-5)
     want = np.mean((np.log(p + 0.1) - np.log(t + 0.1)) ** 2)
@@ -41,7 +44,9 @@ def test_quantity_loss_is_keras_msle_at_epsilon_one_and_uses_epsilon():
 def test_multinomial_profile_loss():
     from trainer.losses import ProfileMultinomial
 
-    t = np.array([[3.0, 0, 1, 0]]); p = np.array([[2.0, 1, 1, 0]])
+    t = np.array([[3.0, 0, 1, 0]])
+
+    p = np.array([[2.0, 1, 1, 0]])
     q = (p + 1e-6) / (p + 1e-6).sum()
     assert _np(ProfileMultinomial(), t, p) == pytest.approx(-(t * np.log(q)).sum() / 4, rel=1e-5)
 

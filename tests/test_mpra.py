@@ -163,6 +163,8 @@ def test_load_tewhey_real():
 
 
 def test_load_ulirsch_real():
+    """Replicate-level calls on the real excerpt: not 0 active / 0 emVars (the old barcode-level
+    tests called none); the emVar's numbers recomputed independently."""
     path = real_data("mpra", "umpra_example_Ulirsch2016.tsv.gz")
     t = mpra.load_ulirsch(path)
     raw = pd.read_csv(gzip.open(path), sep="\t", dtype={"variant_id": str})
@@ -170,6 +172,32 @@ def test_load_ulirsch_real():
     assert (t["n_barcodes_ref"] + t["n_barcodes_alt"]).sum() == len(raw)
     assert t.loc[0, "chrom"] == raw["variant_id"][0].split("_")[0]
     assert t["log2fc_observed"].notna().all()
+    assert t["active"].sum() >= 1 and t["emvar"].sum() >= 1
+    assert (t.loc[t.emvar == 1, "active"] == 1).all()
+    vid = t.loc[t.emvar == 1, "variant_id"].iloc[0]
+    dna = [c for c in raw if c.startswith("DNA")]
+    rna = [c for c in raw if c.startswith("RNA")]
+    tot = raw.groupby(["variant_id", "allele"])[dna + rna].sum()
+    cpm = tot / tot.sum() * 1e6
+    act = {a: np.log2((cpm.loc[(vid, a), rna].to_numpy(float) + 1) /
+                      (cpm.loc[(vid, a), dna].to_numpy(float).mean() + 1)) for a in ("ref", "alt")}
+    row = t.set_index("variant_id").loc[vid]
+    assert row.log2fc_observed == pytest.approx(np.mean(act["ref"] - act["alt"]))
+    assert row.p_skew == pytest.approx(ttest_1samp(act["ref"] - act["alt"], 0).pvalue)
+
+
+def test_hand_checked_metrics_stay():
+    """Regression values worked out by hand (were the hand-written versions' tests)."""
+    assert mpra.average_precision([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]) == pytest.approx(1 / 2 + 1 / 2 * 2 / 3)
+    assert mpra.average_precision([1, 0, 1], [0.5, 0.5, 0.2]) == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
+    assert np.isnan(mpra.average_precision([0, 0], [0.1, 0.2]))
+    p, r, thr = mpra.pr_curve([1, 0, 1], [0.5, 0.5, 0.2])
+    np.testing.assert_allclose(p, [1, 0.5, 2 / 3])
+    np.testing.assert_allclose(r, [0, 0.5, 1])
+    np.testing.assert_allclose(thr, [0.5, 0.2])
+    from evaluation.mpra_tables import bh
+    np.testing.assert_allclose(bh(np.array([0.01, 0.04, 0.03, 0.2, np.nan])),
+                               [0.04, 0.16 / 3, 0.16 / 3, 0.2, np.nan])
 
 
 def test_cli_mpra_with_precomputed_effects(tmp_path):
@@ -200,7 +228,7 @@ def test_cli_mpra_with_precomputed_effects(tmp_path):
     eff.head(10).to_csv(tmp_path / "short.tsv", sep="\t", index=False)
     res = CliRunner().invoke(cli, ["evaluate", "mpra", str(tmp_path / "m.tsv"), "--effects",
                                    str(tmp_path / "short.tsv")])
-    assert res.exit_code != 0 and "no effect row" in str(res.exception)
+    assert res.exit_code != 0 and "have no prediction" in str(res.exception)
 
 
 def test_simulated_mpra_table(sim):
@@ -219,3 +247,98 @@ def test_simulated_mpra_table(sim):
     assert t.emvar[keep].any()
     assert res["models"]["motif"]["auprc"] == pytest.approx(
         average_precision_score(t.emvar[keep], eff[keep] ** 2))
+
+
+def _run(args):
+    """`python -m clipstore ARGS` in a real process."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "clipstore", *map(str, args)], capture_output=True,
+                       text=True, timeout=300)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_cli_tewhey_counts_with_predictions_from_files(tmp_path):
+    """The real Tewhey allelic count table through the CLI, scored against another tool's
+    predictions keyed by variant, as TSV and as .npz: the same numbers either way."""
+    import json
+
+    path = real_data("mpra", "tewhey2016_NA12878_7.5k_allelic_counts_from_mpraSetAllelicExample.tsv.gz")
+    calls = mpra.load_tewhey(path)
+    rng = np.random.default_rng(0)
+    tool = calls["log2fc_observed"].to_numpy() + rng.normal(0, 0.5, len(calls))   # a decent tool
+    noise = rng.normal(0, 1, len(calls))
+    eff = pd.DataFrame({"variant_id": calls.variant_id, "tool": tool, "noise": noise}).iloc[::-1]
+    eff.to_csv(tmp_path / "e.tsv", sep="\t", index=False)
+    np.savez(tmp_path / "e.npz", variant_id=eff.variant_id.to_numpy(str), tool=eff.tool.to_numpy(),
+             noise=eff.noise.to_numpy())
+    got = {}
+    for f in ("e.tsv", "e.npz"):
+        rc, out = _run(["evaluate", "mpra", path, "--predictions", tmp_path / f, "--n-boot", "20",
+                        "-o", tmp_path / f"o_{f}"])
+        assert rc == 0, out
+        got[f] = {r["model"]: r for r in json.loads((tmp_path / f"o_{f}" / "mpra_models.json").read_text())}
+    assert got["e.tsv"] == got["e.npz"]
+    keep = ((calls.emvar == 1) | (calls.active == 1)).to_numpy()
+    assert got["e.tsv"]["tool"]["auprc"] == pytest.approx(
+        average_precision_score(calls.emvar[keep], tool[keep] ** 2))
+    assert got["e.tsv"]["tool"]["auprc"] > got["e.tsv"]["noise"]["auprc"]
+    rc, out = _run(["evaluate", "mpra", path, "--model", "m=motif"])   # no oligos, no FASTA
+    assert rc == 2 and "--fasta" in out
+
+
+def _chr20_emvar_table(tmp_path):
+    """An emVar table with coordinates: the 59 real chr20 Grubert SNPs (real REF/ALT), with
+    made-up emVar/active labels and log2FC (no real chr20 MPRA table with alleles is shipped)."""
+    q = pd.read_csv(real_data("qtl", "H3K27ac_hQTL_Grubert2015_hg19.vcf"), sep="\t")
+    q = q[q.Chr == "chr20"].reset_index(drop=True)
+    rng = np.random.default_rng(1)
+    t = pd.DataFrame({"SNP": q.ID, "CHR": q.Chr, "POS": q.Pos, "REF": q.Ref, "ALT": q.Alt,
+                      "log2FC": q.Beta, "emVar": (np.arange(len(q)) % 3 == 0).astype(int),
+                      "Active": rng.integers(0, 2, len(q))})
+    t.to_csv(tmp_path / "emvars.tsv", sep="\t", index=False)
+    return t
+
+
+def test_cli_mpra_reporters_built_from_coordinates(tmp_path):
+    """Coordinates, no oligos: each allele's 200 bp is cut from the chr20 FASTA, inserted
+    upstream of minP in pMPRAv3 and predicted; equals predicting independently cut oligos."""
+    import json
+
+    from evaluation.score import Reference
+
+    fa = str(real_data("chr20_hg19", "20.fa.gz"))
+    t = _chr20_emvar_table(tmp_path)
+    rc, out = _run(["evaluate", "mpra", tmp_path / "emvars.tsv", "--fasta", fa, "--model",
+                    "motif=motif:1000:500", "--n-boot", "20", "-o", tmp_path / "o"])
+    assert rc == 0, out
+    got = pd.read_csv(tmp_path / "o" / "mpra_effects.tsv", sep="\t")
+    assert got.variant_id.tolist() == t.SNP.tolist()
+    ref = Reference(fa)
+    oligos_r, oligos_a = [], []
+    for r in t.itertuples():
+        s = ref.fetch("20", r.POS - 1 - 100, r.POS - 1 + 100)
+        assert s[100] == r.REF
+        oligos_r.append(s)
+        oligos_a.append(s[:100] + r.ALT + s[101:])
+    want = mpra.predict_effects(pd.DataFrame({"oligo_ref": oligos_r, "oligo_alt": oligos_a}),
+                                MotifPredictor(1000, 500))
+    np.testing.assert_allclose(got["motif"], want, rtol=1e-5, atol=1e-9)
+    models = json.loads((tmp_path / "o" / "mpra_models.json").read_text())
+    assert models[0]["model"] == "motif" and np.isfinite(models[0]["auprc"])
+    # a REF that disagrees with the FASTA is a clear error naming the variant
+    t.loc[3, "REF"] = "A" if t.loc[3, "REF"] != "A" else "C"
+    t.to_csv(tmp_path / "bad.tsv", sep="\t", index=False)
+    rc, out = _run(["evaluate", "mpra", tmp_path / "bad.tsv", "--fasta", fa, "--model", "m=motif"])
+    assert rc == 2 and t.SNP[3] in out and "disagrees with the FASTA" in out
+
+
+def test_effects_only_needs_no_oligo_columns(tmp_path):
+    t = _chr20_emvar_table(tmp_path)
+    pd.DataFrame({"variant_id": t.SNP, "x": np.linspace(-1, 1, len(t))}).to_csv(
+        tmp_path / "e.tsv", sep="\t", index=False)
+    rc, out = _run(["evaluate", "mpra", tmp_path / "emvars.tsv", "--effects", tmp_path / "e.tsv",
+                    "--n-boot", "10", "-o", tmp_path / "o"])
+    assert rc == 0, out
+    assert (tmp_path / "o" / "mpra_pr.png").exists()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 
+import numpy as np
 import pytest
 
 from clipstore.errors import InputError
@@ -77,7 +78,7 @@ def test_aliases_and_chr_prefix_resolve(tmp_path):
 @pytest.mark.parametrize("text,msg", [
     ("chr1\t10\t10\n", "start < end"), ("chr1\t-5\t10\n", "start < end"),
     ("chr1\tten\t20\n", "integers"), ("chr1\t10\n", "at least 3 columns"),
-    ("# only a comment\n", "no records"), ("chrZ\t10\t20\n", "not in the reference")])
+    ("# only a comment\n", "no records")])
 def test_bad_records_name_file_and_line(tmp_path, text, msg):
     path = write(tmp_path, "chr1\t5\t50\n" + text if "records" not in msg else text)
     with pytest.raises(InputError, match=msg) as e:
@@ -105,3 +106,104 @@ def test_slice_fasta_loci_must_lie_inside_the_slice(tmp_path):
     text = "chr22\t20000100\t20000200\nchr22\t20500000\t20500100\n"
     loci, counts = call_loci(write(tmp_path, text), contigs, 1000, 200, {})
     assert list(loci["start"]) == [20_500_050 - 500] and counts["loci_off_edge"] == 1
+
+
+def test_peaks_only_on_contigs_absent_from_the_fasta_are_an_error(tmp_path):
+    path = write(tmp_path, "chrZ\t10\t20\nchrY\t10\t20\n")
+    with pytest.raises(InputError, match="no peak lies on a contig of the reference") as e:
+        call_loci(path, CONTIGS, 10, 200, FOLDS)
+    assert e.value.file == path and e.value.record == "line 1" and "chrZ" in str(e.value)
+
+
+def test_peaks_on_other_contigs_are_counted_when_some_lie_on_the_fasta(tmp_path):
+    loci, counts = call_loci(write(tmp_path, "chr1\t900\t1000\nchrZ\t10\t20\n"), CONTIGS,
+                             100, 200, FOLDS)
+    assert list(loci["locus_id"]) == ["chr1:900-1000"] and counts["loci_other_contig"] == 1
+
+
+# ---------------------------------------------------------------- every peak format a lab has
+BIG = {f"chr{c}": Contig(f"chr{c}", f"chr{c}", 0, 260_000_000) for c in [*range(1, 23), "X"]}
+
+
+def test_real_bigbed_reads_and_its_chr22_slice_gives_loci():
+    from tests.conftest import real_data
+    path = str(real_data("chr22_hg19", "ENCFF948HPU.bigBed"))
+    peaks = read_peaks(path)
+    assert {p.chrom for p in peaks} == {"chr14", "chr22"} and len(peaks) == 21_490
+    inside = [p for p in peaks if p.chrom == "chr22" and p.start >= 20_000_000
+              and p.end <= 21_000_000]
+    assert len(inside) == 554                            # as the data README counts them
+    import pyBigWig
+    with pyBigWig.open(path) as bb:                      # same records, straight from pyBigWig
+        first = bb.entries("chr22", 0, bb.chroms("chr22"))[0]
+    assert (first[0], first[1]) == next((p.start, p.end) for p in peaks if p.chrom == "chr22")
+    contigs = {"22": Contig("22", "22:20000001-21000000", 20_000_000, 1_000_000)}
+    loci, counts = call_loci(path, contigs, 1000, 200, {})
+    assert counts["loci_other_contig"] > 0 and counts["peaks_read"] == 21_490
+    assert 500 < len(loci["start"]) <= 554 and set(loci["chrom"]) == {"22"}
+
+
+def test_real_pints_bed3_and_encode_narrowpeak_give_loci():
+    from tests.conftest import real_data
+    loci, counts = call_loci(str(real_data("peaks_hg38", "k562_procap_pints_autosomes.bed.gz")),
+                             BIG, 1000, 200, {})
+    assert counts["peaks_read"] == 42_142 and len(loci["start"]) > 40_000
+    narrow = str(real_data("peaks_hg38", "ENCSR000AKO.bed.gz"))
+    loci, _ = call_loci(narrow, BIG, 1000, 200, {})
+    first = read_peaks(narrow)[0]                        # chr22 20564140-20564886, summit 347
+    k = list(loci["locus_id"]).index(f"chr22:{first.start}-{first.end}")
+    assert loci["centre"][k] == first.start + 347
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("name, text, centre, strand", [
+    ("bed3", "chr1\t1000\t1100\n", 1050, "."),
+    ("bed6", "chr1\t1000\t1100\tp\t5\t+\n", 1050, "+"),
+    ("narrowPeak", "chr1\t1000\t1100\t.\t0\t.\t3.2\t-1\t2.1\t30\n", 1030, "."),
+    ("broadPeak", "chr1\t1000\t1100\t.\t0\t.\t3.2\t-1\t2.1\n", 1050, "."),
+    ("pints_unidirectional", "chr1\t1000\t1100\tuni1\t7.5\t-\t12\t0.001\t0.01\n",
+     1050, "-"),
+    ("pints_bidirectional", "chr1\t1000\t1100\tStringent(qval)\t1040\t1060\n", 1050, "."),
+    ("dreg", "chr1\t1000\t1100\t0.93\t0.0001\t1020\n", 1020, "."),
+])
+def test_each_text_format_plain_or_gzipped(tmp_path, gz, name, text, centre, strand):
+    path = write(tmp_path, text, gz, name=f"{name}.bed")
+    (peak,) = read_peaks(path)
+    assert (peak.chrom, peak.start, peak.end, peak.strand) == ("chr1", 1000, 1100, strand)
+    if strand == ".":
+        loci, _ = call_loci(path, CONTIGS, 100, 200, FOLDS)
+        assert loci["centre"][0] == centre
+
+
+def _not_a_peak_file(path: str, why: str) -> None:
+    with pytest.raises(InputError) as e:
+        read_peaks(path)
+    msg = str(e.value)
+    assert e.value.file == path and why in msg
+    for fmt in ("BED3/BED6", "narrowPeak", "broadPeak", "PINTS", "dREG", "bigBed", "gzipped"):
+        assert fmt in msg, fmt
+    assert len(msg.splitlines()) == 1                   # one clear line
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_binary_garbage_is_one_clear_line_naming_the_formats(tmp_path, gz):
+    p = tmp_path / ("garbage.bed.gz" if gz else "garbage.bed")
+    data = bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8))
+    p.write_bytes(gzip.compress(data) if gz else data)
+    _not_a_peak_file(str(p), "binary data")
+
+
+def test_a_bigwig_given_as_peaks_says_so(tmp_path):
+    from tests._build_inputs import write_bigwig
+    write_bigwig(tmp_path / "x.bw", np.random.default_rng(0), 1.0)
+    _not_a_peak_file(str(tmp_path / "x.bw"), "bigWig")
+
+
+def test_truncated_gzip_peaks_fail_by_name(tmp_path):
+    p = tmp_path / "cut.bed.gz"
+    text = "".join(f"chr1\t{s}\t{s + 80}\n" for s in range(1000, 900_000, 97)).encode()
+    whole = gzip.compress(text)
+    p.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(InputError, match="damaged or cut short") as e:
+        read_peaks(str(p))
+    assert e.value.file == str(p)

@@ -148,10 +148,14 @@ def test_fasta_iupac_haplotypes_bed_and_outputs(models, tmp_path):
     s2 = s1[:50] + ("A" if s1[50] != "A" else "C") + s1[51:]
     fa = tmp_path / "seqs.fa"
     fa.write_text(f">a\n{s1[:60]}\n{s1[60:]}\n>b\n{s2}\n")
-    names, x = encode_sequences(read_fasta(str(fa)), 100)
+    with pytest.raises(InputError, match=r"2 of 2 record\(s\) are longer.*first: a, 120 bp"
+                       r".*--crop") as e:
+        encode_sequences(read_fasta(str(fa)), 100, source=str(fa))   # never a silent crop
+    assert e.value.file == str(fa)
+    names, x = encode_sequences(read_fasta(str(fa)), 100, crop=True)
     assert names == ["a", "b"] and x.shape == (2, 100, 4)
     np.testing.assert_array_equal(x[0], two_hot_iupac(s1[10:110]))
-    names, xh = encode_sequences(read_fasta(str(fa)), 100, encoding="haplotypes")
+    names, xh = encode_sequences(read_fasta(str(fa)), 100, encoding="haplotypes", crop=True)
     assert names == ["a"]
     np.testing.assert_array_equal(xh[0], two_hot(s1[10:110], s2[10:110]))
     with pytest.raises(InputError, match="needs 200"):
@@ -179,7 +183,7 @@ def test_fasta_iupac_haplotypes_bed_and_outputs(models, tmp_path):
     np.testing.assert_allclose(z.quantity.values, ds.quantity.values)
 
 
-def test_predict_cli(models, pstore, tmp_path):
+def test_predict_cli(models, pstore, tmp_path, caplog):
     from click.testing import CliRunner
 
     from clipstore.cli import cli
@@ -195,6 +199,16 @@ def test_predict_cli(models, pstore, tmp_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(cli, ["predict", models[0], "-o", str(tmp_path / "x.npz")])
     assert isinstance(r.exception, InputError)
+    # 1,000 bp records for a 100 bp model: refused, or cropped on request with a warning
+    fa.write_text(">long\n" + "ACGT" * 250 + "\n")
+    r = CliRunner().invoke(cli, ["predict", models[0], "--fasta", str(fa), "-o",
+                                 str(tmp_path / "c.npz")])
+    assert isinstance(r.exception, InputError) and "--crop" in str(r.exception)
+    assert "long" in str(r.exception) and "1000 bp" in str(r.exception)
+    r = CliRunner().invoke(cli, ["predict", models[0], "--fasta", str(fa), "--crop", "-o",
+                                 str(tmp_path / "c.npz")])
+    assert r.exit_code == 0, r.output
+    assert "cropped 1 of 1 record(s) to their centre 100 bp" in caplog.text
 
 
 def test_clipnet_example_fasta_through_the_full_size_model():

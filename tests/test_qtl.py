@@ -110,6 +110,96 @@ def test_masked_inputs_predict_no_effect(qtl_store):
     assert summary["share_no_effect"] == 1.0 and (scores.model == "single").all()
 
 
+def test_only_snps_inside_the_model_input_are_scored(qtl_store):
+    """The window rule: a SNP at the first (or last) base of the predictor's input is scored;
+    one base further out it is left out and counted, never scored as pred_l2 = 0."""
+    url, table = qtl_store
+    root = zarr.open_group(url, mode="r")
+    offs = [int(r.pos) - 1 - int(root["start"][i]) for i, r in enumerate(table.iloc[:40].itertuples())]
+    left = next(i for i, o in enumerate(offs) if W - 2 * o >= 12)     # input can start at o
+    right = next(i for i, o in enumerate(offs) if 2 * o - W + 2 >= 12)  # input can end at o
+    cases = [(left, W - 2 * offs[left], W - 2 * (offs[left] + 1)),
+             (right, 2 * offs[right] - W + 2, 2 * offs[right] - W)]
+    for i, inside, outside in cases:
+        one = table.iloc[[i]]
+        s_in, sum_in = qtl.evaluate_store(url, one, MotifPredictor(inside, 10))
+        assert s_in.model.tolist() == ["single"] and np.isfinite(s_in.pred_l2).all()
+        assert sum_in["left_out"]["outside_input"] == 0 and sum_in["n"] == 1
+        s_out, sum_out = qtl.evaluate_store(url, one, MotifPredictor(outside, 10))
+        assert s_out.model.tolist() == ["outside_input"] and np.isnan(s_out.pred_l2).all()
+        assert np.isfinite(s_out.obs_l2).all()                   # observed side still there
+        assert sum_out["left_out"]["outside_input"] == 1 and sum_out["n"] == 0
+        assert np.isnan(sum_out["share_no_effect"])              # not counted as "no effect"
+
+
+def _cli(args):
+    """`python -m clipstore ARGS` in a real process: exit codes and messages as a user sees them."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "clipstore", *map(str, args)], capture_output=True,
+                       text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_cli_qtl_with_only_replicates_on_test_fold_loci_says_why(qtl_store, tmp_path):
+    """All QTLs on test-fold loci and only --replicate given: exit 2 naming fold 0 and
+    --ensemble, instead of a silent `n: 0`."""
+    url, table = qtl_store
+    root = zarr.open_group(url, mode="r")
+    fold = root["fold"][:]
+    on0 = [i for i in range(40) if fold[i] == 0]
+    assert on0, "the fixture needs loci on fold 0"
+    path = tmp_path / "q.tsv"
+    table.iloc[on0].to_csv(path, sep="\t", index=False)
+    rc, out = _cli(["-q", "evaluate", "qtl", url, path, "--replicate", f"1=motif:{L}:{O}",
+                    "-o", tmp_path / "o"])
+    assert rc == 2, out
+    assert "fold 0 is the test fold" in out and "--ensemble" in out and f"{len(on0)} on fold 0" in out
+    rc, out = _cli(["-q", "evaluate", "qtl", url, path, "--ensemble", f"motif:{L}:{O}",
+                    "-o", tmp_path / "o"])
+    assert rc == 0, out
+    assert '"n": ' in out and '"n": 0' not in out
+
+
+def test_qtl_predictions_from_a_file(qtl_store, tmp_path):
+    """Another tool's pred_l2 per variant (TSV and .npz): the summary equals scoring the same
+    numbers in-process; variants the file leaves NaN are counted as not predicted."""
+    url, table = qtl_store
+    scores, summary = qtl.evaluate_store(url, table, MotifPredictor(L, O))
+    pred = scores[["variant_id", "pred_l2", "pred_log_quantity_change"]].copy()
+    pred.loc[0, "pred_l2"] = np.nan
+    pred.to_csv(tmp_path / "p.tsv", sep="\t", index=False)
+    np.savez(tmp_path / "p.npz", variant_id=pred.variant_id.to_numpy(str), pred_l2=pred.pred_l2.to_numpy())
+    s_file, sum_file = qtl.evaluate_predictions(url, table, tmp_path / "p.tsv")
+    used = scores.iloc[1:].dropna(subset=["obs_l2", "pred_l2"])
+    assert sum_file["n"] == len(used) and sum_file["left_out"]["not_predicted"] == 1
+    assert sum_file["pearson_r"] == pytest.approx(np.corrcoef(used.pred_l2, used.obs_l2)[0, 1])
+    rc, out = _cli(["-q", "evaluate", "qtl", url, _write(table, tmp_path),
+                    "--predictions", tmp_path / "p.npz", "-o", tmp_path / "o"])
+    assert rc == 0, out
+    import json
+    assert json.loads((tmp_path / "o" / "qtl_summary.json").read_text())["pearson_r"] == \
+        pytest.approx(sum_file["pearson_r"])
+
+
+def _write(table, tmp_path):
+    path = tmp_path / "qtls.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_no_effect_threshold_is_a_parameter(qtl_store):
+    url, table = qtl_store
+    scores, s0 = qtl.evaluate_store(url, table, MotifPredictor(L, O))
+    used = scores.dropna(subset=["obs_l2", "pred_l2"])
+    tol = float(np.median(used.pred_l2))
+    _, s1 = qtl.evaluate_store(url, table, MotifPredictor(L, O), no_effect_tol=tol)
+    assert s1["share_no_effect"] == pytest.approx(np.mean(used.pred_l2 <= tol))
+    assert s1["no_effect_definition"] == f"pred_l2 <= {tol:g}"
+    assert s0["no_effect_definition"] == "pred_l2 <= 1e-06"
+
+
 def test_load_qtls_real_table():
     t = qtl.load_qtls(real_data("qtl", "H3K27ac_hQTL_Grubert2015_hg19.vcf"))
     assert len(t) == 2452 and list(t.columns) == list(qtl.QTL_COLUMNS)
@@ -217,6 +307,13 @@ def test_real_chr22_genotypes_store_equals_vcf(tmp_path):
     from_vcf = qtl.genotypes_from_vcf(inp["vcf"], located, ids)
     assert np.isfinite(from_vcf).all()
     np.testing.assert_array_equal(from_store, from_vcf)
+    L_in = root.attrs["clipstore"]["input_length"]
     scores, summary = qtl.evaluate_store(url, located.drop(columns=["locus", "offset", "fold"]),
-                                         MotifPredictor(root.attrs["clipstore"]["input_length"], 100))
-    assert len(scores) == len(located) and summary["n"] == scores.dropna(subset=["obs_l2"]).shape[0]
+                                         MotifPredictor(L_in, 100))
+    assert len(scores) == len(located)
+    # SNPs in the jitter margins of the stored window are outside the model's input
+    sl = qtl.input_slice(schema.store_info(root), L_in)
+    outside = (scores.offset < sl.start) | (scores.offset >= sl.stop)
+    assert outside.any() and (scores.model[outside] == "outside_input").all()
+    assert summary["left_out"]["outside_input"] == int(outside.sum())
+    assert summary["n"] == scores[~outside].dropna(subset=["obs_l2", "pred_l2"]).shape[0] > 0

@@ -1,6 +1,8 @@
 """Reader output checked example by example against direct slices of the store (the oracle)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import zarr
@@ -178,7 +180,7 @@ def test_immutable_and_validated(small):
     assert list(ds.with_loci(["peak7", "peak3"]).loci) == [3, 7]
     with pytest.raises(InputError, match="locus id"):
         ds.with_loci(["peak999999"])
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         ds.jitter = 3  # frozen
 
 
@@ -197,18 +199,6 @@ def test_reference_only_store_masked_equals_personal(tmp_path):
     b = next(iter(ds.masked(True).batches(80, shuffle=False)))
     np.testing.assert_array_equal(a.x, b.x)
     assert a.x.max() == 2
-
-
-def test_missing_shards_read_as_zero(tmp_path):
-    """A chunk never written (fill value) reads as zeros through the fast path too."""
-    url = str(tmp_path / "hole.zarr")
-    synthetic_store(url, n_loci=64, shard_loci=32)
-    root = zarr.open_group(url, mode="r+")
-    root[schema.SIGNAL][:, 32:64] = 0       # all-zero shard is not stored by zarr
-    ds = StoreDataset.open(url).with_loci(np.arange(32, 64))
-    b = next(iter(ds.batches(64, shuffle=False)))
-    assert not b.profile.any()
-    oracle(url, b, ds)
 
 
 def test_lazy_top_level_exports():

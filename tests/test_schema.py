@@ -74,3 +74,29 @@ def test_store_of_an_older_schema_is_refused(tmp_path):
     root.attrs[schema.ATTRS_KEY] = {**attrs, "schema_version": schema.SCHEMA_VERSION + 1}
     with pytest.raises(InputError, match="newer clipstore"):
         schema.open_store(str(tmp_path / "s.zarr"))
+
+
+def test_window_slices_are_what_the_reader_serves(tmp_path):
+    """`schema.window_slices`: the input and output of an unjittered example, cut from the
+    stored windows, equal the reader's example (and a shift moves both by the same bp)."""
+    from clipstore.reader import StoreDataset
+    from tests._synthetic import synthetic_store
+
+    url = synthetic_store(str(tmp_path / "w.zarr"), n_loci=8, shard_loci=8, input_length=30,
+                          max_jitter=4, output_length=10, seed=1)
+    root = schema.open_store(url)
+    info = schema.store_info(root)
+    xs, ys = schema.window_slices(info)
+    assert (xs, ys) == (slice(4, 34), slice(4, 14))    # signal window = 10 + 2 x 4 bp
+    ds = StoreDataset.open(url).with_lengths(20, 6)
+    b = next(iter(ds.batches(16, shuffle=False)))
+    xs, ys = schema.window_slices(info, 20, 6)
+    for i in range(len(b)):
+        lib, loc = int(b.library[i]), int(b.locus[i])
+        ind = int(root["library_individual"][lib])
+        np.testing.assert_array_equal(b.x[i], root["sequence"][ind, loc, xs])
+        np.testing.assert_array_equal(b.profile[i][:6], root["signal"][lib, loc, ys, 0])
+    xs2, ys2 = schema.window_slices(info, 20, 6, shift=-3)
+    assert xs2.start == xs.start - 3 and ys2.start == ys.start - 3
+    with pytest.raises(ValueError, match="do not fit"):
+        schema.window_slices(info, 30, 10, shift=5)

@@ -64,7 +64,7 @@ def test_scores_match_independent_windows(fasta, genome, tmp_path):
     near_edge = sum(int(r[1]) - 1 - 100 < OFFSET for r in snp)     # window runs off the slice
     assert near_edge >= 1
     assert len(ranked) == len(snp) - near_edge
-    assert ranked.attrs["skipped"] == {"not_snp": n_alleles - len(snp), "off_fasta": near_edge,
+    assert ranked.attrs["skipped"] == {"not_snp": n_alleles - len(snp), "no_contig": 0, "off_fasta": near_edge,
                                        "ref_mismatch": 0}           # the README: all REF match
     assert (np.diff(np.abs(ranked["log2_quantity_ratio"])) <= 0).all()
     assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
@@ -93,7 +93,7 @@ def test_tsv_input_chr_alias_edges_and_rank_by(fasta, genome, tmp_path):
     pred = MotifPredictor(input_length=100, output_length=40)
     ranked = score_snps(tmp_path / "s.tsv", fasta, pred, rank_by="profile_l2")
     assert len(ranked) == 2
-    assert ranked.attrs["skipped"] == {"not_snp": 1, "off_fasta": 1, "ref_mismatch": 0}
+    assert ranked.attrs["skipped"] == {"not_snp": 1, "no_contig": 0, "off_fasta": 1, "ref_mismatch": 0}
     assert (np.diff(ranked["profile_l2"].abs()) <= 0).all()
 
 
@@ -162,3 +162,75 @@ def test_motif_predictor_strand_symmetry_and_ensemble():
     np.testing.assert_allclose(qe, (a(x)[1] + b(x)[1]) / 2, rtol=1e-6)
     with pytest.raises(ValueError):
         ensemble([a, MotifPredictor(100, 50)])
+
+
+GRUBERT = ("qtl", "H3K27ac_hQTL_Grubert2015_hg19.vcf")
+CHR20 = ("chr20_hg19", "20.fa.gz")
+
+
+def _cli(args):
+    """`python -m clipstore ARGS` in a real process: exit codes as a user sees them."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    p = subprocess.run([sys.executable, "-m", "clipstore", *map(str, args)], capture_output=True,
+                       text=True, timeout=120)
+    return SimpleNamespace(exit_code=p.returncode, output=p.stdout + p.stderr)
+
+
+def test_cli_scores_the_59_chr20_grubert_qtls(tmp_path):
+    """`clipstore score` reads the VCF-like Grubert hQTL table (Chr Pos ID Ref Alt Beta ...)
+    and scores its 59 chr20 QTLs from the whole bgzipped GRCh37 chr20, end to end; the other
+    chromosomes are counted as left out, never scored."""
+    table, fa = str(real_data(*GRUBERT)), str(real_data(*CHR20))
+    want = pd.read_csv(table, sep="\t")
+    want = want[want.Chr == "chr20"]
+    assert len(want) == 59
+    out = tmp_path / "ranked.tsv"
+    res = _cli(["-q", "score", table, "--fasta", fa, "--model", "motif:1000:500", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(out, sep="\t")
+    assert sorted(got.variant_id) == sorted(want.ID) and len(got) == 59
+    assert f"left out: {{'not_snp': 0, 'no_contig': {2452 - 59}" in res.output
+    ref = Reference(fa)
+    for r in got.head(3).itertuples():                  # each REF checked against the FASTA
+        assert ref.fetch("20", r.pos - 1, r.pos) == r.ref
+        x = ref.fetch("20", r.pos - 1 - 500, r.pos - 1 + 500)
+        alt = x[:500] + r.alt + x[501:]
+        _, q = MotifPredictor(1000, 500)(np.stack([one_hot(x), one_hot(alt)]) * 2)
+        assert r.log2_quantity_ratio == pytest.approx(np.log2((q[1] + 1e-6) / (q[0] + 1e-6)), rel=1e-4, abs=1e-6)
+
+
+def test_vcf_and_tsv_headers_in_any_case(fasta, genome, tmp_path):
+    p0 = 7000
+    r, a = genome[p0], "A" if genome[p0] != "A" else "C"
+    vcf = tmp_path / "v.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=22>\n"
+                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   f"22\t{OFFSET + p0 + 1}\t.\t{r}\t{a},T\t.\t.\t.\n")
+    v = read_snps(vcf)                                   # cyvcf2: split alleles, ids made
+    assert v.alt.tolist() == [a, "T"] and v.variant_id[0] == f"22:{OFFSET + p0 + 1}:{r}:{a}"
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text(f"CHROMOSOME\tPOSITION\tRSID\tREF\tALT\nchr22\t{OFFSET + p0 + 1}\trs1\t{r}\t{a}\n")
+    t = read_snps(tsv)
+    assert t.iloc[0].tolist() == ["rs1", "chr22", OFFSET + p0 + 1, r, a]
+    bad = tmp_path / "b.tsv"
+    bad.write_text("foo\tbar\n1\t2\n")
+    with pytest.raises(InputError, match="no chrom column") as e:
+        read_snps(bad)
+    assert "chromosome" in str(e.value)                  # the column mapping is shown
+
+
+def test_cli_score_with_no_snp_on_the_fasta_exits_non_zero(fasta, tmp_path):
+    """Zero SNPs on the FASTA's contigs: exit 2 saying why, never a header-only file."""
+    snps = tmp_path / "chr1.tsv"
+    snps.write_text("chrom\tpos\tref\talt\nchr1\t1000\tA\tC\nchr1\t2000\tG\tT\n")
+    out = tmp_path / "ranked.tsv"
+    res = _cli(["-q", "score", str(snps), "--fasta", fasta, "--model", "motif:200:80", "-o", str(out)])
+    assert res.exit_code == 2 and not out.exists()
+    assert "no SNP is on a contig of the FASTA" in res.output and "chr1" in res.output
+    far = tmp_path / "far.tsv"                           # right contig, outside the slice
+    far.write_text("chrom\tpos\tref\talt\n22\t30000000\tA\tC\n")
+    res = _cli(["-q", "score", str(far), "--fasta", fasta, "--model", "motif:200:80", "-o", str(out)])
+    assert res.exit_code == 2 and "another assembly" in res.output and "20000001-21000000" in res.output

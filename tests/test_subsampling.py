@@ -29,7 +29,8 @@ def test_single_run_and_collect():
                                 {"n_libraries": 10, "profile_r": 0.5, "run": 3}], metric="profile_r")
     assert runs["run"].tolist() == [0, 3]
     curve = subsampling.summarise(runs)
-    assert curve["ci_low"].tolist() == curve["mean"].tolist() == [0.4, 0.5]
+    assert curve["mean"].tolist() == [0.4, 0.5] and curve["single_run"].all()
+    assert curve[["sd", "ci_low", "ci_high"]].isna().all().all()     # no zero-width "CI"
     with pytest.raises(ValueError):
         subsampling.summarise(runs, y="missing")
 
@@ -50,3 +51,14 @@ def test_cli_subsampling(tmp_path):
     assert (out / "subsampling.png").exists() and (out / "subsampling.svg").exists()
     res = CliRunner().invoke(cli, ["evaluate", "subsampling", str(tmp_path / "runs.tsv"), "--metric", "r2"])
     assert res.exit_code != 0
+
+
+def test_single_runs_are_marked_in_the_figure(tmp_path):
+    import json
+
+    runs = pd.DataFrame({"n_libraries": [5, 10, 10, 10], "value": [0.3, 0.4, 0.42, 0.38]})
+    curve = subsampling.run(runs, tmp_path, metric="auprc")
+    assert curve["single_run"].tolist() == [True, False]
+    data = json.loads((tmp_path / "subsampling.json").read_text())
+    assert data["curve"]["single_run"] == [True, False]
+    assert data["curve"]["ci_low"][0] is None and data["curve"]["ci_low"][1] < 0.4

@@ -113,7 +113,7 @@ def test_finished_datasets_do_not_keep_pool_memory(url):
     (they did: ~1.3 GB per call on the loader bench store)."""
     import gc
 
-    from clipstore import tfdata
+    from clipstore import native
 
     ds = StoreDataset.open(url).with_jitter(5)
     for seed in range(5):
@@ -123,4 +123,4 @@ def test_finished_datasets_do_not_keep_pool_memory(url):
     rings = [o for o in gc.get_objects() if isinstance(o, list) and o
              and all(isinstance(d, dict) for d in o)
              and any(isinstance(d.get("seq"), np.ndarray) for d in o)]
-    assert 0 < len(rings) <= tfdata._SPARE_RINGS
+    assert 0 < len(rings) <= native.SPARE_RINGS

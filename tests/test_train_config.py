@@ -96,3 +96,33 @@ def test_shipped_experiment_configs_load_and_expand():
                       "subsample": 25}
     ft = load_train_config(folder / "finetune.yaml")
     assert ft.fine_tune_from.endswith("models/ens/rep1/model.keras") and ft.warmup_lr == 1e-4
+
+
+@pytest.mark.parametrize("text, match", [
+    ("learning_rate: 0\n", "learning_rate must be positive"),
+    ("learning_rate: fast\n", "learning_rate must be float"),
+    ("patience: -1\n", "patience must be >= 0"),
+    ("jitter: -3\n", "jitter must be >= 0"),
+    ("steps_per_epoch: 0\n", "steps_per_epoch must be positive"),
+    ("profile_loss: l2\n", "profile_loss must be cosine or multinomial"),
+    ("mixed_precision: maybe\n", "mixed_precision must be auto or on or off"),
+    ("input_length: 200\noutput_length: 400\n", "output_length 400 must be <= input_length 200"),
+    ("quantity_scale: -1\n", "quantity_scale must be a positive number"),
+])
+def test_ranges_and_relations(tmp_path, text, match):
+    with pytest.raises(InputError, match=match):
+        load_train_config(_write(tmp_path, "store: s\noutput: m\n" + text))
+
+
+def test_every_problem_at_once_through_the_shared_layer(tmp_path):
+    from clipstore.config import RULES as BUILD_RULES
+    from trainer.config import RULES
+    from clipstore.configcheck import Rule
+    assert all(isinstance(r, Rule) for r in [*RULES.values(), *BUILD_RULES.values()])
+    with pytest.raises(InputError) as e:
+        load_train_config(_write(tmp_path, "output: m\nmax_epochs: three\nbatch_size: 0\n"
+                                           "loss: mse\nreplicate: 12\n"))
+    msg = str(e.value)
+    assert "5 problems" in msg
+    for key in ("'store'", "max_epochs", "batch_size", "loss", "replicate"):
+        assert key in msg, key

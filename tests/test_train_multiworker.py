@@ -80,12 +80,13 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import trainer.distribute as D
 import trainer.train as T
-T._STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])   # what 2 GPUs would get
+D._STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])   # what 2 GPUs would get
 from trainer.config import load_train_config
 r = T.train(load_train_config(sys.argv[1]))
 print(json.dumps({"epochs": r.epochs_run, "loss": r.history["loss"],
-                  "replicas": T._STRATEGY.num_replicas_in_sync}))
+                  "replicas": D._STRATEGY.num_replicas_in_sync}))
 """
 
 

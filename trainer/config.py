@@ -32,7 +32,9 @@ from typing import Any
 
 import yaml
 
+from clipstore.configcheck import Rule, problems_of, raise_problems
 from clipstore.errors import InputError
+from clipstore.paths import resolve
 
 ALL_REPLICATES = list(range(1, 10))
 
@@ -88,16 +90,6 @@ class TrainConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def _is_url(p: str) -> bool:
-    return "://" in p
-
-
-def _resolve(p: str | None, base: Path | None) -> str | None:
-    if p is None or base is None or _is_url(p) or Path(p).is_absolute():
-        return p
-    return str((base / p).resolve())
-
-
 def parse_override(text: str) -> tuple[str, Any]:
     """`key=value` from the command line; the value is parsed as YAML (`3`, `[1, 2]`, `null`)."""
     if "=" not in text:
@@ -125,79 +117,68 @@ def _set_dotted(raw: dict, key: str, value: Any) -> None:
 
 def config_from_dict(raw: dict[str, Any], *, source: str = "<config>",
                      base: Path | None = None) -> TrainConfig:
-    """Check and convert a mapping into a TrainConfig with clear errors."""
-    unknown = sorted(set(raw) - set(_FIELDS))
-    if unknown:
-        raise InputError(f"unknown option(s) {unknown}", file=source,
-                         hint=f"known options: {sorted(_FIELDS)}")
-    for key in ("store", "output"):
-        if not raw.get(key):
-            raise InputError(f"missing required option '{key}'", file=source)
+    """Check and convert a mapping into a TrainConfig; every problem is reported at once
+    (`clipstore.configcheck`, the layer the build config uses too)."""
+    problems, ok = problems_of(raw, RULES)
     raw = dict(raw)
     for key in ("store", "output", "fine_tune_from"):
-        if raw.get(key) is not None:
-            raw[key] = _resolve(str(raw[key]), base)
-    _check_types(raw, source)
+        if key in ok and raw.get(key) is not None:
+            raw[key] = resolve(str(raw[key]), base)
     ens = raw.get("ensemble")
-    if ens is not None:
+    if "ensemble" in ok and ens is not None:
         if ens == "all" or ens is True:
             ens = list(ALL_REPLICATES)
         if not isinstance(ens, list) or not ens or any(
                 not isinstance(k, int) or k not in ALL_REPLICATES for k in ens):
-            raise InputError(f"ensemble must be 'all' or a list of replicate folds 1..9, got {ens!r}",
-                             file=source, record="ensemble")
+            problems.append(f"ensemble must be 'all' or a list of replicate folds 1..9, got "
+                            f"{raw['ensemble']!r}")
         raw["ensemble"] = ens
     qs = raw.get("quantity_scale", 1.0)
-    if (isinstance(qs, str) and qs != "auto") or (not isinstance(qs, str) and qs <= 0):
-        raise InputError(f"quantity_scale must be a positive number or 'auto', got {qs!r}",
-                         file=source, record="quantity_scale")
-    if raw.get("replicate", 1) not in ALL_REPLICATES:
-        raise InputError(f"replicate must be 1..9, got {raw.get('replicate')!r}", file=source,
-                         record="replicate")
-    sub = raw.get("subsample")
-    if sub is not None:
-        raw["subsample"] = _check_subsample(sub, source)
-    for key in ("max_epochs", "patience", "batch_size"):
-        if raw.get(key, 1) < (0 if key == "patience" else 1):
-            raise InputError(f"{key} must be positive, got {raw[key]}", file=source, record=key)
-    if raw.get("loss", "clipnet") not in ("clipnet", "multiscale"):
-        raise InputError(f"loss must be clipnet or multiscale, got {raw['loss']!r}", file=source,
-                         record="loss")
-    if raw.get("mixed_precision", "auto") not in ("auto", "on", "off"):
-        raise InputError("mixed_precision must be auto, on or off", file=source,
-                         record="mixed_precision")
+    if "quantity_scale" in ok and ((isinstance(qs, str) and qs != "auto")
+                                   or (not isinstance(qs, str) and qs <= 0)):
+        problems.append(f"quantity_scale must be a positive number or 'auto', got {qs!r}")
+    if "subsample" in ok and raw.get("subsample") is not None:
+        try:
+            raw["subsample"] = _check_subsample(raw["subsample"], source)
+        except InputError as e:
+            problems.append(e.what)
     model = raw.get("model", "clipnet")
     from .model import SIZES
 
-    if isinstance(model, str) and model not in SIZES:
-        raise InputError(f"unknown model size {model!r}", file=source, record="model",
-                         hint=f"known: {sorted(SIZES)} or a mapping of build_model knobs")
+    if "model" in ok and isinstance(model, str) and model not in SIZES:
+        problems.append(f"unknown model size {model!r} (known: {sorted(SIZES)} or a mapping of "
+                        "build_model knobs)")
+    if {"input_length", "output_length"} <= ok and raw.get("input_length") is not None \
+            and raw.get("output_length") is not None \
+            and raw["output_length"] > raw["input_length"]:
+        problems.append(f"output_length {raw['output_length']} must be <= input_length "
+                        f"{raw['input_length']}")
+    raise_problems(problems, source)
     return TrainConfig(**raw)
 
 
-_TYPES: dict[str, tuple] = {
-    "store": (str,), "output": (str,), "storage_options": (dict, type(None)),
-    "replicate": (int,), "ensemble": (list, str, bool, type(None)),
-    "subsample": (dict, type(None)), "libraries": (list, type(None)), "masked": (bool,),
-    "fine_tune_from": (str, type(None)), "warmup_epochs": (int,), "warmup_lr": (float, int),
-    "model": (str, dict), "quantity_scale": (float, int, str), "input_length": (int, type(None)), "output_length": (int, type(None)),
-    "jitter": (int, type(None)), "rc": (bool,), "rpm": (bool,), "loss": (str,),
-    "loss_lambda": (float, int), "loss_epsilon": (float, int), "profile_loss": (str,),
-    "max_epochs": (int,), "steps_per_epoch": (int, type(None)),
-    "validation_steps": (int, type(None)), "patience": (int,), "batch_size": (int,),
-    "learning_rate": (float, int), "seed": (int,), "deterministic": (bool,),
-    "mixed_precision": (str,),
-    "tensorboard": (bool,), "extra": (dict,),
+_N = type(None)
+RULES: dict[str, Rule] = {
+    "store": Rule((str,), required=True), "output": Rule((str,), required=True),
+    "storage_options": Rule((dict, _N)), "replicate": Rule((int,), low=1, high=9),
+    "ensemble": Rule((list, str, bool, _N)), "subsample": Rule((dict, _N)),
+    "libraries": Rule((list, _N)), "masked": Rule((bool,)),
+    "fine_tune_from": Rule((str, _N)), "warmup_epochs": Rule((int,), low=0),
+    "warmup_lr": Rule((float,), positive=True), "model": Rule((str, dict)),
+    "quantity_scale": Rule((float, str)), "input_length": Rule((int, _N), low=1),
+    "output_length": Rule((int, _N), low=1), "jitter": Rule((int, _N), low=0),
+    "rc": Rule((bool,)), "rpm": Rule((bool,)),
+    "loss": Rule((str,), choices=("clipnet", "multiscale")),
+    "loss_lambda": Rule((float,), low=0), "loss_epsilon": Rule((float,), positive=True),
+    "profile_loss": Rule((str,), choices=("cosine", "multinomial")),
+    "max_epochs": Rule((int,), low=1), "steps_per_epoch": Rule((int, _N), low=1),
+    "validation_steps": Rule((int, _N), low=1), "patience": Rule((int,), low=0),
+    "batch_size": Rule((int,), low=1), "learning_rate": Rule((float,), positive=True),
+    "seed": Rule((int,)), "deterministic": Rule((bool,)),
+    "mixed_precision": Rule((str,), choices=("auto", "on", "off")),
+    "tensorboard": Rule((bool,)), "extra": Rule((dict,)),
 }
-
-
-def _check_types(raw: dict, source: str) -> None:
-    for key, value in raw.items():
-        want = _TYPES[key]
-        bad = not isinstance(value, want) or (isinstance(value, bool) and bool not in want)
-        if bad:
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in want)
-            raise InputError(f"{key} must be {names}, got {value!r}", file=source, record=key)
+assert set(RULES) == set(_FIELDS), "every TrainConfig field needs a rule"
 
 
 def _check_subsample(sub: Any, source: str) -> dict:

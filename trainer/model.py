@@ -1,4 +1,4 @@
-"""CLIPNET's released `rnn_v10` architecture in Keras 3 (DESIGN §1), with size knobs for CPU runs.
+"""CLIPNET's released `rnn_v10` architecture in Keras 3 (docs/training.md), with size knobs for CPU runs.
 
 Why the knobs: the released model (8,036,893 parameters at input 1000 / output 1000) trains at a
 few dozen examples/s on a laptop CPU; demos and tests need the same wiring at a fraction of the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-CLIPNET_PARAMS = 8_036_893   # released model at input 1000 / output 1000 (DESIGN §1)
+CLIPNET_PARAMS = 8_036_893   # released model at input 1000 / output 1000 (docs/training.md)
 
 # Named sizes for configs; "clipnet" is the released architecture.
 SIZES: dict[str, dict[str, Any]] = {

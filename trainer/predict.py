@@ -11,52 +11,18 @@ plus and minus swapped), and averaging removes strand-orientation noise. Models 
 """
 from __future__ import annotations
 
+import logging
 import os
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from clipstore.errors import InputError
 
-from .storage import is_url
+from .storage import experiment_models, fetch_model, fetch_text, is_remote  # noqa: F401
 
-
-def fetch_model(path: str, storage_options: dict | None = None) -> str:
-    """A local path for a model file or run folder (bucket URLs are downloaded once)."""
-    path = str(path)
-    if is_url(path):
-        import fsspec
-
-        fs, p = fsspec.core.url_to_fs(path, **(storage_options or {}))
-        if not p.endswith(".keras"):
-            p = f"{p.rstrip('/')}/model.keras"
-        local = os.path.join(tempfile.mkdtemp(prefix="clipstore-model-"), "model.keras")
-        if not fs.exists(p):
-            raise InputError("model not found", file=path)
-        fs.get_file(p, local)
-        return local
-    p = Path(path.removeprefix("file://"))
-    if p.is_dir():
-        p = p / "model.keras"
-    if not p.exists():
-        raise InputError("model not found", file=str(p),
-                         hint="give a .keras file or a run folder holding model.keras")
-    return str(p)
-
-
-def fetch_text(path: str, storage_options: dict | None = None) -> str:
-    """Text of a local file or bucket object (manifests, experiment indexes)."""
-    if is_url(path):
-        import fsspec
-
-        with fsspec.open(path, "rt", **(storage_options or {})) as fh:
-            return fh.read()
-    try:
-        return Path(path.removeprefix("file://")).read_text()
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
+log = logging.getLogger(__name__)
 
 
 def flip_profile(profile: np.ndarray) -> np.ndarray:
@@ -123,34 +89,45 @@ class Predictor:
 def load_predictor(paths: str | Sequence[str], rc_average: bool = True, batch_size: int = 256,
                    storage_options: dict | None = None) -> Predictor:
     """A Predictor from one model (file or run folder) or a list of them (ensemble mean); an
-    experiment folder written by `train_all` (e.g. a 9-fold ensemble) means all its models."""
-    import keras
-
+    experiment folder written by `train_all` (e.g. a 9-fold ensemble) means all its models, and
+    a folder of CLIPNET's released `fold_<k>.h5` files the released fold ensemble."""
     import trainer.losses  # noqa: F401  (registers the loss classes saved with the models)
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [str(paths)]
     paths = [m for p in paths for m in _expand_experiment(str(p))]
-    models = []
-    for p in paths:
-        local = fetch_model(str(p), storage_options)
-        try:
-            models.append(keras.saving.load_model(local, safe_mode=True, compile=False))
-        except (ValueError, OSError) as e:
-            raise InputError(f"cannot load model safely ({e})", file=str(p)) from None
+    models = [load_model(str(p), storage_options) for p in paths]
     return Predictor(models, rc_average=rc_average, batch_size=batch_size,
                      paths=[str(p) for p in paths])
 
 
-def _expand_experiment(path: str) -> list[str]:
-    """A local experiment folder (experiment.json, no model.keras) means all its models."""
-    p = Path(path)
-    if not is_url(path) and p.is_dir() and not (p / "model.keras").exists() and (
-            p / "experiment.json").exists():
-        from .train import experiment_models
+def load_model(path: str, storage_options: dict | None = None):
+    """One model, loaded without running code from the file: a `.keras` file or run folder
+    (Keras safe_mode), or a released CLIPNET `.h5` (weights copied into our architecture)."""
+    import keras
 
+    from .released import is_h5, load_h5
+
+    local = fetch_model(path, storage_options)
+    if is_h5(local):
+        return load_h5(local)
+    try:
+        return keras.saving.load_model(local, safe_mode=True, compile=False)
+    except (ValueError, OSError) as e:
+        raise InputError(f"cannot load model safely ({e})", file=str(path)) from None
+
+
+def _expand_experiment(path: str) -> list[str]:
+    """A local experiment folder (experiment.json, no model.keras) means all its models; a local
+    folder of CLIPNET's `fold_<k>.h5` files means the fold ensemble."""
+    from .released import fold_files
+
+    p = Path(path)
+    if is_remote(path) or not p.is_dir() or (p / "model.keras").exists():
+        return [path]
+    if (p / "experiment.json").exists():
         return experiment_models(path)
-    return [path]
+    return fold_files(p) or [path]
 
 
 # ---- stores -----------------------------------------------------------------------------------
@@ -228,44 +205,55 @@ def _index(ids: np.ndarray, wanted: Sequence[str], url: str) -> np.ndarray:
 
 # ---- sequences from files ---------------------------------------------------------------------
 def read_fasta(path: str) -> list[tuple[str, str]]:
-    """(name, sequence) records of a plain or gzipped FASTA."""
-    import gzip
+    """(name, sequence) records of a plain or gzipped FASTA, read by pysam (no index needed);
+    a file whose first line is not a `>` header is refused rather than skipped silently."""
+    import pysam
 
-    opener = gzip.open if str(path).endswith(".gz") else open
+    from clipstore.paths import open_text
+
     try:
-        with opener(path, "rt") as fh:
-            text = fh.read()
+        with open_text(path) as fh:
+            first = next((line for line in fh if line.strip()), "")
     except FileNotFoundError:
         raise InputError("FASTA not found", file=str(path)) from None
-    records, name, parts = [], None, []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if line.startswith(">"):
-            if name is not None:
-                records.append((name, "".join(parts)))
-            name, parts = line[1:].split()[0] if line[1:].strip() else f"record{len(records)}", []
-        elif line.strip():
-            if name is None:
-                raise InputError("sequence before the first '>' header", file=str(path),
-                                 record=f"line {i}")
-            parts.append(line.strip())
-    if name is not None:
-        records.append((name, "".join(parts)))
+    except (UnicodeDecodeError, OSError) as e:
+        raise InputError(f"not a text FASTA ({e})", file=str(path)) from None
+    if not first.startswith(">"):
+        raise InputError("expected a '>' header on the first line", file=str(path),
+                         record="line 1", hint="give a FASTA of sequences (one '>' line each)")
+    with pysam.FastxFile(str(path)) as fh:
+        records = [(r.name, r.sequence or "") for r in fh]
     if not records:
         raise InputError("no FASTA records", file=str(path))
     return records
 
 
 def encode_sequences(records: list[tuple[str, str]], input_length: int, *,
-                     encoding: str = "iupac", source: str = "<fasta>"
+                     encoding: str = "iupac", source: str = "<fasta>", crop: bool = False
                      ) -> tuple[list[str], np.ndarray]:
-    """Two-hot arrays for FASTA records, centre-cropped to `input_length`.
+    """Two-hot arrays for FASTA records of the model's input length.
+
+    Records longer than `input_length` are an error unless `crop` (then their centre is used,
+    and a warning says how many were cropped): a silent crop would predict another sequence
+    than the one the user gave.
 
     encoding "iupac": one record per sequence, ambiguity codes are heterozygous sites (A = 2 x A).
     encoding "haplotypes": consecutive record pairs are the two haplotypes of one sequence.
     """
     from clipstore.encoding import two_hot, two_hot_iupac
 
-    def crop(name: str, s: str) -> str:
+    longer = [(n, len(s)) for n, s in records if len(s) > input_length]
+    if longer and not crop:
+        n0, l0 = longer[0]
+        raise InputError(f"{len(longer)} of {len(records)} record(s) are longer than the model's "
+                         f"{input_length} bp input (first: {n0}, {l0} bp)", file=source,
+                         record=n0, hint=f"pass --crop (crop=True) to predict the centre "
+                                         f"{input_length} bp of each, or trim the records")
+    if longer:
+        log.warning("%s: cropped %d of %d record(s) to their centre %d bp (the model's input)",
+                    source, len(longer), len(records), input_length)
+
+    def centre(name: str, s: str) -> str:
         if len(s) < input_length:
             raise InputError(f"sequence is {len(s)} bp, the model needs {input_length}",
                              file=source, record=name)
@@ -274,7 +262,7 @@ def encode_sequences(records: list[tuple[str, str]], input_length: int, *,
 
     if encoding == "iupac":
         names = [n for n, _ in records]
-        x = np.stack([two_hot_iupac(crop(n, s)) for n, s in records])
+        x = np.stack([two_hot_iupac(centre(n, s)) for n, s in records])
     elif encoding == "haplotypes":
         if len(records) % 2:
             raise InputError("haplotype FASTA needs an even number of records (pairs)",
@@ -284,7 +272,7 @@ def encode_sequences(records: list[tuple[str, str]], input_length: int, *,
             if len(s1) != len(s2):
                 raise InputError("the two haplotypes differ in length", file=source, record=n1)
             names.append(n1)
-            xs.append(two_hot(crop(n1, s1), crop(n2, s2)))
+            xs.append(two_hot(centre(n1, s1), centre(n2, s2)))
         x = np.stack(xs)
     else:
         raise InputError(f"encoding must be iupac or haplotypes, got {encoding!r}")
@@ -299,11 +287,10 @@ def sequences_from_bed(bed: str, fasta: str, input_length: int) -> tuple[list[st
     fa = open_fasta(fasta)
     contigs = contigs_of(fa)
     names, xs = [], []
-    import gzip
+    from clipstore.paths import open_text
 
-    opener = gzip.open if bed.endswith(".gz") else open
     try:
-        fh = opener(bed, "rt")
+        fh = open_text(bed)
     except FileNotFoundError:
         raise InputError("BED file not found", file=bed) from None
     with fh:

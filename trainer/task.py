@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a config key (YAML value); repeatable")
     ap.add_argument("--storage-options", default=None,
                     help="JSON fsspec options for the store and the output (e.g. endpoint_url)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="discard the output's checkpoint and train again from epoch 0")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace):
             raise InputError(f"--storage-options is not JSON ({e})")
     cfg = load_train_config(_local_config(args.config, overrides.get("storage_options")),
                             **overrides)
-    return train_all(cfg, quiet=not args.verbose)
+    return train_all(cfg, quiet=not args.verbose, fresh=args.fresh)
 
 
 def _local_config(path: str, storage_options: dict | None) -> str:

@@ -28,18 +28,20 @@ import numpy as np
 
 from clipstore.errors import InputError
 
+from . import checkpoint, progress
+from .checkpoint import LAST, STATE
 from .config import TrainConfig
+from .distribute import (MODEL, epoch_seed, get_strategy, is_chief, multi_worker_workarounds,
+                         pool_loci_for, scratch, steps_per_epoch, tf_data, worker_of)
 from .manifest import MANIFEST, build_manifest, write_manifest
-from .storage import RunDir, atomic_write_text, is_url
+from .progress import sayer
+from .storage import EXPERIMENT, RunDir, atomic_write_text, experiment_models, is_remote
+
+__all__ = ["LAST", "MODEL", "STATE", "TrainResult", "epoch_seed", "expand", "experiment_models",
+           "quantity_scale", "select", "subsample_seed", "train", "train_all"]
 
 log = logging.getLogger(__name__)
 
-MODEL = "model.keras"
-LAST = "checkpoint/last.keras"
-STATE = "checkpoint/state.json"
-# config keys that may change between a run and its resumption
-_RESUMABLE = {"max_epochs", "patience", "tensorboard", "extra", "storage_options", "output",
-              "validation_steps"}
 
 
 @dataclass
@@ -88,19 +90,22 @@ def _join(base: str, rel: str) -> str:
     return f"{base.rstrip('/')}/{rel}"
 
 
-EXPERIMENT = "experiment.json"
-
-
-def train_all(cfg: TrainConfig, *, quiet: bool = True) -> list[TrainResult]:
+def train_all(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> list[TrainResult]:
     """Run every model of an experiment (ensemble folds, subsampling draws) in turn; each run
     resumes independently, so rerunning the command after a kill skips finished models.
 
     A multi-model experiment also gets `experiment.json` in its output folder: one entry per
     run (folder, replicate, subsample draw, model path), which `experiment_models` reads.
+    `fresh` discards every run's checkpoint first (a damaged or unwanted earlier run).
     """
     runs = expand(cfg)
-    results = [train(run, quiet=quiet) for _, run in runs]
-    if len(runs) > 1 and _is_chief():
+    say = sayer(quiet)
+    results = []
+    for k, (rel, run) in enumerate(runs, start=1):
+        if len(runs) > 1:
+            say(f"model {k}/{len(runs)}: {rel} (replicate {run.replicate})")
+        results.append(train(run, quiet=quiet, fresh=fresh))
+    if len(runs) > 1 and is_chief():
         index = {"kind": "clipstore.trainer.experiment", "config": cfg.to_dict(),
                  "runs": [{"name": rel, "replicate": run.replicate, "subsample": run.subsample,
                            "model": r.model_path, "manifest": r.manifest_path,
@@ -112,34 +117,11 @@ def train_all(cfg: TrainConfig, *, quiet: bool = True) -> list[TrainResult]:
     return results
 
 
-def experiment_models(output: str, *, subsample: dict | None = None) -> list[str]:
-    """Model paths of a finished multi-model experiment (e.g. the 9 ensemble members), optionally
-    only those of one subsample draw ({"n": 10, "draw": 2})."""
-    from .predict import fetch_text
-
-    index = json.loads(fetch_text(f"{output.rstrip('/')}/{EXPERIMENT}"))
-    out = []
-    for run in index["runs"]:
-        sub = run.get("subsample") or {}
-        if subsample and any(sub.get(k) != v for k, v in subsample.items()):
-            continue
-        out.append(run["model"])
-    return out
-
-
-def _is_chief() -> bool:
-    return _worker(_strategy())[1] == 0 if os.environ.get("TF_CONFIG") else True
-
-
 # ---- one run ----------------------------------------------------------------------------------
 def subsample_seed(sub: dict) -> int:
     """Seed for draw r of n libraries: distinct per (seed, n, draw), stable across versions."""
     return int(np.random.SeedSequence([int(sub.get("seed", 0)), int(sub["n"]),
                                        int(sub.get("draw", 0))]).generate_state(1)[0])
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
 
 
 def select(cfg: TrainConfig):
@@ -148,7 +130,7 @@ def select(cfg: TrainConfig):
 
     # one set of fsspec options serves the store and the output: give it only to URLs
     ds = StoreDataset.open(cfg.store,
-                           storage_options=cfg.storage_options if is_url(cfg.store) else None)
+                           storage_options=cfg.storage_options if is_remote(cfg.store) else None)
     if cfg.libraries:
         ds = ds.with_libraries(cfg.libraries)
     if cfg.subsample is not None:
@@ -170,8 +152,12 @@ def select(cfg: TrainConfig):
     val_ds = ds.with_split(cfg.replicate, "validation").with_rpm(cfg.rpm)
     for part, d in (("training", train_ds), ("validation", val_ds)):
         if d.n_examples == 0:
+            from clipstore.refold import check_split   # names the fold scheme that would work
+            check_split(cfg.store, cfg.replicate,
+                        storage_options=cfg.storage_options if is_remote(cfg.store) else None)
             raise InputError(f"no {part} examples for replicate {cfg.replicate}", file=cfg.store,
-                             hint="each of folds 1..9 needs loci; pick another replicate")
+                             hint="its folds hold loci, so the library selection (libraries, "
+                                  "subsample) left none")
     lib_ids = [str(s) for s in ds.meta.library_id[ds.libraries].tolist()]
     selection = {"libraries": lib_ids, "n_libraries": len(lib_ids),
                  "replicate": cfg.replicate, "masked": cfg.masked,
@@ -181,44 +167,8 @@ def select(cfg: TrainConfig):
                  "validation_examples": int(val_ds.n_examples),
                  "input_length": ds.input_length, "output_length": ds.output_length,
                  "jitter": train_ds.jitter, "rc": cfg.rc, "rpm": cfg.rpm}
+    selection["data_digest"] = checkpoint.data_digest(train_ds.loci, val_ds.loci, lib_ids)
     return train_ds, val_ds, selection
-
-
-def choose_strategy():
-    """MultiWorkerMirrored when TF_CONFIG names a cluster, Mirrored on >1 GPU, else default."""
-    import tensorflow as tf
-
-    if os.environ.get("TF_CONFIG"):
-        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-        if len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1:
-            return tf.distribute.MultiWorkerMirroredStrategy()
-    if len(tf.config.list_physical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-_STRATEGY = None
-
-
-def _strategy():
-    """One strategy per process (TF allows one MultiWorkerMirroredStrategy per program)."""
-    global _STRATEGY
-    if _STRATEGY is None:
-        _STRATEGY = choose_strategy()
-    return _STRATEGY
-
-
-def _worker(strategy) -> tuple[int, int]:
-    """(number of workers, this worker's index)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "cluster_spec", None):
-        return 1, 0
-    spec = resolver.cluster_spec().as_dict()
-    chiefs = len(spec.get("chief", []))
-    n = chiefs + len(spec.get("worker", [])) or 1
-    if resolver.task_type == "chief":
-        return n, 0
-    return n, int(resolver.task_id or 0) + chiefs     # with a chief, worker 0 is index 1
 
 
 def _compile(model, cfg: TrainConfig, lr: float) -> None:
@@ -248,29 +198,6 @@ def _use_mixed_precision(cfg: TrainConfig) -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _check_same_run(saved: dict, cfg: TrainConfig, where: str) -> None:
-    import dataclasses
-
-    now = cfg.to_dict()
-    # keys added to TrainConfig after the run started count as their defaults
-    saved = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)
-                if f.default is not dataclasses.MISSING}, **saved}
-    diff = sorted(k for k in set(saved) | set(now)
-                  if k not in _RESUMABLE and saved.get(k) != now.get(k))
-    if diff:
-        raise InputError(f"this folder holds a run with a different configuration ({diff})",
-                         file=where, hint="use a new output folder, or delete this one to restart")
-
-
-def _load_state(run: RunDir, cfg: TrainConfig) -> dict | None:
-    path = run.local / STATE
-    if not path.exists() or not (run.local / LAST).exists():
-        return None
-    state = json.loads(path.read_text())
-    _check_same_run(state.get("config", {}), cfg, run.public(STATE))
-    return state
-
-
 def quantity_scale(cfg: TrainConfig, train_ds) -> float:
     """The quantity head's output scale: the config's number, or for "auto" the mean training
     quantity over a few seeded batches (>= 1), so a short run can reach the targets' scale."""
@@ -282,19 +209,15 @@ def quantity_scale(cfg: TrainConfig, train_ds) -> float:
 
 def _build_or_load(cfg: TrainConfig, in_len: int, out_len: int, state: dict | None, run: RunDir,
                    scale: float = 1.0):
-    import keras
-
     from . import losses  # noqa: F401  (registers the saved loss classes)
     from .model import build_model, size_kwargs
 
     if state is not None:
-        # full model + optimizer state; registered losses load under safe_mode
-        return keras.saving.load_model(str(run.local / LAST), safe_mode=True, compile=True)
+        return checkpoint.load_model(run, state)
     if cfg.fine_tune_from:
-        from .predict import fetch_model
+        from .predict import load_model
 
-        model = keras.saving.load_model(fetch_model(cfg.fine_tune_from, cfg.storage_options),
-                                        safe_mode=True, compile=False)
+        model = load_model(cfg.fine_tune_from, cfg.storage_options)   # .keras, or CLIPNET's .h5
         want = (in_len, 4)
         if tuple(model.input_shape[1:]) != want or model.output["profile"].shape[-1] != 2 * out_len:
             raise InputError(f"model to fine-tune takes {model.input_shape[1:]} -> "
@@ -310,53 +233,9 @@ def _build_or_load(cfg: TrainConfig, in_len: int, out_len: int, state: dict | No
     return model
 
 
-def _tf_data(ds, cfg: TrainConfig, strategy, n_workers: int, *, train: bool, epoch: int,
-             steps: int, pool_loci: int):
-    """A dataset for `steps` steps (per worker), cast to float on the device side."""
-    import tensorflow as tf
-
-    @tf.autograph.experimental.do_not_convert
-    def to_float(x, y):
-        return tf.cast(x, tf.float32), y
-
-    def make(shard_ds, batch):
-        d = shard_ds.to_tf(batch, seed=epoch_seed(cfg.seed, epoch) if train else 0, epochs=None,
-                           shuffle=train, drop_remainder=n_workers > 1, pool_loci=pool_loci)
-        return d.map(to_float, num_parallel_calls=1).prefetch(2)
-
-    if n_workers > 1:
-        def fn(ctx):
-            batch = ctx.get_per_replica_batch_size(cfg.batch_size)
-            # training data is sharded across workers; every worker evaluates the whole
-            # (small) validation fold, so no worker runs out of validation batches
-            part = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id) if train else ds
-            d = make(part, batch)
-            opts = tf.data.Options()
-            opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-            return d.with_options(opts)
-        return strategy.distribute_datasets_from_function(fn)
-    return make(ds, cfg.batch_size)
-
-
-def _steps(ds, cfg: TrainConfig, strategy, n_workers: int, pool_loci: int, wanted: int | None,
-           *, sharded: bool = True) -> int:
-    """Steps per epoch; with several workers, the fewest any worker's shard can supply."""
-    if n_workers > 1:
-        per_replica = cfg.batch_size // strategy.num_replicas_in_sync
-        local = max(1, strategy.num_replicas_in_sync // n_workers)
-        parts = [ds.shard(n_workers, i) for i in range(n_workers)] if sharded else [ds]
-        full = min(p.n_batches(per_replica, drop_remainder=True, pool_loci=pool_loci)
-                   for p in parts) // local
-        if full == 0:
-            raise InputError("too few examples for one global batch on every worker",
-                             hint="lower batch_size or use more loci")
-    else:
-        full = ds.n_batches(cfg.batch_size, pool_loci=pool_loci)
-    return full if wanted is None else int(wanted)
-
-
-def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
-    """Train (or resume, or return the finished) single run described by `cfg`."""
+def train(cfg: TrainConfig, *, quiet: bool = True, fresh: bool = False) -> TrainResult:
+    """Train (or resume, or return the finished) single run described by `cfg`; `fresh`
+    discards an earlier checkpoint in the run folder and starts again from epoch 0."""
     if cfg.ensemble or (cfg.subsample is not None and "draw" not in cfg.subsample
                         and (isinstance(cfg.subsample["n"], list)
                              or cfg.subsample.get("draws", 1) > 1)):
@@ -364,18 +243,28 @@ def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
                          hint="use trainer.train.train_all(cfg) or `clipstore train`")
     import keras
 
-    strategy = _strategy()
-    n_workers, worker = _worker(strategy)
+    strategy = get_strategy()
+    n_workers, worker = worker_of(strategy)
     chief = worker == 0
     # non-chief workers write their (identical) files to a scratch folder, seeded with the
     # chief's checkpoint so every worker resumes at the same epoch from the same weights
-    run = RunDir(cfg.output if chief else _scratch(cfg, worker), cfg.storage_options)
-    state = _load_state(run, cfg)
+    run = RunDir(cfg.output if chief else scratch(cfg, worker), cfg.storage_options)
+    if fresh:
+        checkpoint.discard(run)
+    say = sayer(quiet)
+    state = checkpoint.load_state(run, cfg, say=say)
+    say(f"opening the store {cfg.store}")
+    train_ds, val_ds, selection = select(cfg)
+    if state is not None:   # folds re-chosen or the store rebuilt since: the checkpoint is stale
+        checkpoint.check_same_data(state, selection["data_digest"], run.public(STATE))
     if state is not None and state.get("finished") and (
             state.get("stopped_early") or state["epoch"] + 1 >= cfg.max_epochs):
+        say(f"{run.public('')}: finished at epoch {state['epoch'] + 1}; nothing to train")
         return _result(run, state, resumed_from=None)
-
-    train_ds, val_ds, selection = select(cfg)
+    say(f"replicate {cfg.replicate}: {selection['train_examples']:,} training and "
+        f"{selection['validation_examples']:,} validation examples "
+        f"({selection['n_libraries']} libraries, {selection['input_length']} bp in, "
+        f"{selection['output_length']} bp out)")
     previous = keras.mixed_precision.global_policy()
     mixed = _use_mixed_precision(cfg)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
@@ -389,10 +278,15 @@ def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
         if state is None and not cfg.fine_tune_from:
             scale = selection["quantity_scale"] = quantity_scale(cfg, train_ds)
         with strategy.scope():
+            say(f"loading the checkpoint of epoch {state['epoch'] + 1} ({run.public(LAST)})"
+                if state is not None else
+                f"loading {cfg.fine_tune_from} to fine-tune" if cfg.fine_tune_from else
+                f"building the model ({cfg.model if isinstance(cfg.model, str) else 'custom'})")
             model = _build_or_load(cfg, train_ds.input_length, train_ds.output_length, state, run,
                                    scale)
+            say(f"model: {model.count_params():,} parameters")
         result = _fit(cfg, model, run, state, train_ds, val_ds, selection, strategy, n_workers,
-                      chief, mixed, quiet)
+                      chief, mixed, say)
         if not chief:   # point at the chief's files, not this worker's scratch copy
             result.model_path, result.manifest_path = (_join(cfg.output, MODEL),
                                                        _join(cfg.output, MANIFEST))
@@ -404,24 +298,8 @@ def train(cfg: TrainConfig, *, quiet: bool = True) -> TrainResult:
             shutil.rmtree(run.local, ignore_errors=True)
 
 
-def _scratch(cfg: TrainConfig, worker: int) -> str:
-    import tempfile
-
-    scratch = Path(tempfile.mkdtemp(prefix=f"clipstore-worker{worker}-"))
-    if is_url(cfg.output):
-        src = RunDir(cfg.output, cfg.storage_options).local
-    else:
-        src = Path(cfg.output.removeprefix("file://"))
-    for rel in ("checkpoint", MANIFEST, MODEL):
-        if (src / rel).is_dir():
-            shutil.copytree(src / rel, scratch / rel)
-        elif (src / rel).exists():
-            shutil.copy2(src / rel, scratch / rel)
-    return str(scratch)
-
-
 def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, n_workers,
-         chief, mixed, quiet) -> TrainResult:
+         chief, mixed, say) -> TrainResult:
     import keras
 
     start = 0 if state is None else state["epoch"] + 1
@@ -432,12 +310,12 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
     if state is None:   # a fresh run: no stale logs from an earlier, deleted checkpoint
         (run.local / "log.csv").unlink(missing_ok=True)
     else:               # a kill between the CSV row and the checkpoint: drop the orphan rows
-        _trim_csv(run.local / "log.csv", state["epoch"])
-    pool_loci = _pool_loci(train_ds, n_workers)
-    steps = _steps(train_ds, cfg, strategy, n_workers, pool_loci, cfg.steps_per_epoch)
-    vsteps = _steps(val_ds, cfg, strategy, n_workers, pool_loci, cfg.validation_steps,
-                    sharded=False)
-    val = _tf_data(val_ds, cfg, strategy, n_workers, train=False, epoch=0, steps=vsteps,
+        checkpoint.trim_csv(run.local / "log.csv", state["epoch"])
+    pool_loci = pool_loci_for(train_ds, n_workers)
+    steps = steps_per_epoch(train_ds, cfg, strategy, n_workers, pool_loci, cfg.steps_per_epoch)
+    vsteps = steps_per_epoch(val_ds, cfg, strategy, n_workers, pool_loci, cfg.validation_steps,
+                             sharded=False)
+    val = tf_data(val_ds, cfg, strategy, n_workers, train=False, epoch=0, steps=vsteps,
                    pool_loci=pool_loci)
     selection = {**selection, "steps_per_epoch": steps, "validation_steps": vsteps}
     if n_workers > 1:
@@ -447,23 +325,24 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
                 per_replica, drop_remainder=True, pool_loci=pool_loci)}
             for i in range(n_workers)]
     (run.local / "checkpoint").mkdir(parents=True, exist_ok=True)
-    callbacks = [keras.callbacks.CSVLogger(str(run.local / "log.csv"), append=True)]
+    callbacks = [keras.callbacks.CSVLogger(str(run.local / "log.csv"), append=True),
+                 progress.callback(say, cfg.max_epochs, steps)]
     if cfg.tensorboard and _have_tensorboard():
         callbacks.append(keras.callbacks.TensorBoard(str(run.local / "tensorboard"),
                                                      write_graph=False, profile_batch=0))
     if n_workers > 1:
-        _multi_worker_workarounds(model, strategy, callbacks)
+        multi_worker_workarounds(model, strategy, callbacks)
     stopped_early = False
     seconds = 0.0 if state is None else state.get("train_seconds", 0.0)
     for epoch in range(start, cfg.max_epochs):
         model.optimizer.learning_rate.assign(_lr(cfg, epoch))
-        data = _tf_data(train_ds, cfg, strategy, n_workers, train=True, epoch=epoch, steps=steps,
-                        pool_loci=pool_loci)
+        data = tf_data(train_ds, cfg, strategy, n_workers, train=True, epoch=epoch, steps=steps,
+                       pool_loci=pool_loci)
         t0 = time.perf_counter()
         with strategy.scope():
             h = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps,
                           validation_data=val, validation_steps=vsteps, callbacks=callbacks,
-                          shuffle=False, verbose=0 if quiet else 2)
+                          shuffle=False, verbose=0)
         seconds += time.perf_counter() - t0
         logs = {k: float(v[-1]) for k, v in h.history.items()}
         logs["learning_rate"] = float(_lr(cfg, epoch))
@@ -478,43 +357,24 @@ def _fit(cfg, model, run: RunDir, state, train_ds, val_ds, selection, strategy, 
             _save(model, run.local / MODEL)
         elif not in_warmup:
             wait += 1
-        _save(model, run.local / LAST)
         stopped_early = wait > 0 and wait >= cfg.patience and not in_warmup
         finished = stopped_early or epoch + 1 >= cfg.max_epochs
         state = {"epoch": epoch, "best": best, "best_epoch": best_epoch, "wait": wait,
                  "history": history, "finished": finished, "stopped_early": stopped_early,
-                 "train_seconds": seconds, "config": cfg.to_dict()}
+                 "train_seconds": seconds, "config": cfg.to_dict(),
+                 "data_digest": selection["data_digest"]}
         metrics = _metrics(state, steps, cfg, selection)
         _write_manifest(run, cfg, selection, metrics, model, mixed, n_workers)
-        atomic_write_text(run.local / STATE, json.dumps(state, indent=1) + "\n")
+        checkpoint.save(run, model, state)
         if chief:
             run.sync()
         if stopped_early:
+            say(f"stopped early: no better validation loss for {wait} epochs "
+                f"(best {best:.4g} at epoch {best_epoch + 1})")
             break
     if state is None:
         raise InputError(f"nothing to train: max_epochs={cfg.max_epochs}")
     return _result(run, state, resumed_from=start)
-
-
-def _multi_worker_workarounds(model, strategy, callbacks: list) -> None:
-    """Keras 3 `fit` under MultiWorkerMirroredStrategy (tensorflow/tensorflow#72388):
-
-    * it reduces the first distributed batch to build the model symbolically and fails on dict
-      targets; the model is built already, so unpin the strategy (fit runs inside
-      `strategy.scope()`, which it then picks up);
-    * it averages the per-replica step logs with reduce(MEAN, axis=0), which fails on scalars:
-      return each log as a length-1 vector, so that reduction is the mean over replicas.
-    """
-    from keras import ops
-
-    model._distribute_strategy = None
-    for name in ("train_step", "test_step"):
-        step = getattr(model, name)
-
-        def vector_logs(data, step=step):
-            return {k: ops.reshape(v, (1,)) for k, v in step(data).items()}
-
-        setattr(model, name, vector_logs)
 
 
 def _have_tensorboard() -> bool:
@@ -524,24 +384,6 @@ def _have_tensorboard() -> bool:
         log.warning("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
         return False
     return True
-
-
-def _trim_csv(path: Path, last_epoch: int) -> None:
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= last_epoch]
-    if len(keep) != len(lines):
-        atomic_write_text(path, "".join(keep))
-
-
-def _pool_loci(ds, n_workers: int) -> int:
-    """Reader pool size: the default, but small enough that every worker gets blocks."""
-    from clipstore.reader import DEFAULT_POOL_LOCI
-
-    if n_workers <= 1:
-        return DEFAULT_POOL_LOCI
-    return max(1, min(DEFAULT_POOL_LOCI, len(ds.loci) // (4 * n_workers)))
 
 
 def _save(model, path: Path) -> None:

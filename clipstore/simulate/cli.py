@@ -43,7 +43,7 @@ def simulate(out_dir: str, seed: int, extra: tuple[str, ...], **params) -> None:
 
     Then: clipstore build OUT_DIR/build.yaml --output store.zarr
     """
-    from ..cli import is_quiet
+    from ..cliutil import is_quiet
     from ..errors import InputError
 
     fields = {f.name: f for f in dataclasses.fields(SimParams)}
