@@ -85,12 +85,15 @@ def qtl_members(store: str, qtls_path: Path, members: list[dict[int, Any]], rpm:
     root = schema.open_store(store)
     located = qtl.locate(qtl.load_qtls(qtls_path), root)
     which = [qtl.composite_model(f, members[0]) for f in located["fold"]]
-    keep = np.array([w is not None for w in which], bool)
+    # only SNPs inside the models' input are scored (evaluation/qtl.py's window rule)
+    sl = qtl.input_slice(schema.store_info(root), int(next(iter(members[0].values())).input_length))
+    off = located["offset"].to_numpy()
+    keep = np.array([w is not None for w in which], bool) & (off >= sl.start) & (off < sl.stop)
     located = located[keep].reset_index(drop=True)
-    which = [w for w in which if w is not None]
+    which = [w for w, k in zip(which, keep) if k]
     genotypes = qtl.genotypes_from_store(root, located)
     out_len = int(root.attrs["clipstore"]["output_length"])
-    observed = qtl.observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=rpm)
+    observed = qtl.observed_tracks(store, located["locus"].to_numpy(), out_len, rpm=rpm)
     tracks = []
     for m in members:
         t: dict[int, np.ndarray] = {}
@@ -106,7 +109,7 @@ def qtl_members(store: str, qtls_path: Path, members: list[dict[int, Any]], rpm:
 
 
 def _spearman(a, b) -> float:
-    from evaluation.crossloci import spearman
+    from evaluation.metrics import spearman
     return float(spearman(np.asarray(a, np.float64), np.asarray(b, np.float64)))
 
 

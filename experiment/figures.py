@@ -30,7 +30,7 @@ def qtl_scatter(obs: np.ndarray, pred: np.ndarray, stem: Path, *, title: str) ->
     space); Pearson r (the rule's metric) and Spearman rho (robust to the heavy tail) in the
     title; points with a zero score cannot sit on log axes and are counted in the title."""
     from scipy.stats import gaussian_kde
-    from evaluation.crossloci import pearson, spearman
+    from evaluation.metrics import pearson, spearman
 
     obs, pred = np.asarray(obs, np.float64), np.asarray(pred, np.float64)
     ok = np.isfinite(obs) & np.isfinite(pred)

@@ -61,7 +61,7 @@ def read_json(path: Path) -> Any:
 
 
 def _pearson(a, b) -> float:
-    from evaluation.crossloci import pearson
+    from evaluation.metrics import pearson
     return float(pearson(np.asarray(a, np.float64), np.asarray(b, np.float64)))
 
 

@@ -109,7 +109,8 @@ PLANS: dict[str, Plan] = {
         notes="each compared condition is an ensemble of 3 training seeds (replicate 1 of the "
               "fold scheme: validation fold 1, test fold 0); shortened schedule: 12 epochs x "
               "40 steps of 128 examples for every model, 16 validation batches per epoch, the "
-              "epoch with the lowest validation loss kept; the 'small' network without head dropout and with quantity-loss "
+              "epoch with the lowest validation loss kept; the 'small' network without head dropout "
+              "and with quantity-loss "
               "weight 0.03; subsampled runs are single runs (one seed, one draw)"),
     # the paper's schedule: 9-fold ensembles, 5 draws per n, CLIPNET-sized model (GPU)
     "full": Plan(

@@ -24,18 +24,6 @@ def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env=env)
 
 
-@pytest.fixture(scope="session")
-def quick_demo(tmp_path_factory) -> Path:
-    """One `clipstore demo --quick` output folder per session (a second request resumes it,
-    which is instant: every stage is already done)."""
-    out = tmp_path_factory.getbasetemp() / "demo_quick"
-    res = run_cli("demo", "--quick", "--out", str(out))
-    assert res.returncode == 0, res.stderr[-3000:]
-    (out / "stdout.txt").write_text(res.stdout)
-    (out / "stderr.txt").write_text(res.stderr)
-    return out
-
-
 def test_quick_demo_prints_no_library_chatter(quick_demo):
     """Only clipstore's own lines: e.g. numexpr's INFO thread-count notice (pandas imports it
     once blosc2 is installed) stays out."""
