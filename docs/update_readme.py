@@ -2,9 +2,10 @@
 
 * `cli`   — `clipstore --help` and every command's `--help` (from clipstore/cli.py commands());
 * `bench` — one row per bench/results/*.json (its figures, machine, date, commit);
-* `demo`  — the table and verdict of the last demo run (demo_out/results.json), if present.
 
-Run: `.venv/bin/python docs/update_readme.py [--demo-dir demo_out]`.
+The demo block is written by `python -m experiment.record` from finished demo runs.
+
+Run: `.venv/bin/python docs/update_readme.py`.
 """
 from __future__ import annotations
 
@@ -60,13 +61,17 @@ def _fmt(v) -> str:
     return str(v)
 
 
+SOURCES = {"demo": "python -m experiment.record"}   # results not written by bench/NAME.py
+
+
 def bench_section() -> str:
     """One small table per bench/results/NAME.json: every numeric or text figure it holds."""
     parts = []
     for p in sorted((ROOT / "bench" / "results").glob("*.json")):
         d = json.loads(p.read_text())
         meta = {k: d.pop(k, "") for k in ("machine", "date", "commit")}
-        parts += [f"**`{p.stem}`** (`bench/{p.stem}.py`; {meta['machine']}, "
+        source = SOURCES.get(p.stem, f"bench/{p.stem}.py")
+        parts += [f"**`{p.stem}`** (`{source}`; {meta['machine']}, "
                   f"{str(meta['date'])[:10]}, commit {str(meta['commit'])[:8]})", "",
                   "| figure | value |", "|---|---|"]
         parts += [f"| {k} | {_fmt(v)} |" for k, v in d.items()
@@ -75,24 +80,11 @@ def bench_section() -> str:
     return "\n".join(parts) or "(no results yet: run `make bench`)"
 
 
-def demo_section(demo_dir: Path) -> str | None:
-    res = demo_dir / "results.json"
-    if not res.exists():
-        return None
-    from clipstore.demo import summary_markdown
-    return summary_markdown(json.loads(res.read_text()))
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--demo-dir", default=str(ROOT / "demo_out"))
-    a = ap.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     text = README.read_text()
     text = replace_section(text, "cli", cli_section())
     text = replace_section(text, "bench", bench_section())
-    demo = demo_section(Path(a.demo_dir))
-    if demo is not None:
-        text = replace_section(text, "demo", demo)
     README.write_text(text)
     print(f"updated {README}")
 

@@ -55,3 +55,17 @@ def built(cohort, tmp_path_factory):
 
     out = str(tmp_path_factory.mktemp("built") / "store.zarr")
     return out, build(str(cohort["config"]), out, workers=1, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory) -> Path:
+    """One `clipstore demo --quick` output folder per session (a second request resumes it,
+    which is instant: every stage is already done)."""
+    out = tmp_path_factory.getbasetemp() / "demo_quick"
+    from tests.test_demo import run_cli
+
+    res = run_cli("demo", "--quick", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    (out / "stdout.txt").write_text(res.stdout)
+    (out / "stderr.txt").write_text(res.stderr)
+    return out

@@ -13,8 +13,6 @@ from nbclient import NotebookClient
 
 from clipstore.testing import patched_env
 
-from tests.test_demo import quick_demo  # noqa: F401  (session fixture: one --quick run, reused)
-
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 

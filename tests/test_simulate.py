@@ -346,3 +346,59 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
     assert json.loads((out / "truth" / "planted.json").read_text())["seed"] == 2
     with pytest.raises(ValueError, match="already holds"):
         simulate(out, overwrite=False, **TINY)
+
+
+# ------------------------------------------------------------------ calibration knobs (demo)
+def test_null_cohort_zeroes_every_effect_and_keeps_all_else(sim, tmp_path):
+    """variant_effects=False: same genome, genotypes and QTL list as the cohort with effects,
+    every true effect 0, and carriers of strong alleles no longer differ in signal (the sign
+    test that finds the effect in `sim` finds nothing here)."""
+    null = simulate(tmp_path / "null", seed=0, variant_effects=False)
+    da, dn = digest(sim.out_dir), digest(null.out_dir)
+    for f in ("reference.fa.gz", "cohort.vcf.gz", "truth/loci.tsv", "peaks.bed.gz"):
+        assert da[f] == dn[f], f
+    assert [k for k in da if k.startswith("tracks/") and da[k] != dn[k]], "tracks must change"
+    snps = read_tsv(Path(null.truth_dir) / "snps.tsv")
+    qtls = read_tsv(Path(null.truth_dir) / "qtls.tsv")
+    assert snps and qtls
+    assert all(float(s["true_log2_quantity_effect"]) == 0 and float(s["true_directionality_effect"]) == 0
+               for s in snps)
+    assert all(float(q["true_effect"]) == 0 for q in qtls)
+    main_qtls = read_tsv(Path(sim.truth_dir) / "qtls.tsv")
+    assert [(q["variant_id"], q["kind"]) for q in qtls] == [(q["variant_id"], q["kind"])
+                                                             for q in main_qtls]
+    mpra = read_tsv(Path(null.truth_dir) / "mpra.tsv")
+    assert all(float(m["log2fc_true"]) == 0 for m in mpra)
+    strong = [s for s in read_tsv(Path(sim.truth_dir) / "snps.tsv")
+              if float(s["true_log2_quantity_effect"]) <= -0.7]
+    b_eff, b_null = _dosage_slopes(sim, strong), _dosage_slopes(null, strong)
+    assert len(b_null) >= 30
+    assert stats.binomtest(int((b_eff < 0).sum()), len(b_eff), alternative="greater").pvalue < 1e-4
+    assert stats.binomtest(int((b_null < 0).sum()), len(b_null)).pvalue > 0.01
+    assert abs(np.median(b_null)) < 0.1
+
+
+def test_hidden_motifs_are_broken_in_the_reference_and_restored_by_common_snps(tmp_path):
+    """hidden_motifs=("NRF1",): no intact NRF1 site in any locus window of the reference; each
+    planted NRF1 site has a restoring SNP (site label NRF1±) whose alt raises the signal."""
+    from clipstore.simulate import grammar
+
+    s = simulate(tmp_path / "h", seed=0, hidden_motifs=("NRF1",))
+    snps = read_tsv(Path(s.truth_dir) / "snps.tsv")
+    restoring = [r for r in snps if r["motif"].startswith("NRF1") and r["planted"] == "1"]
+    assert len(restoring) >= 20
+    q = np.array([float(r["true_log2_quantity_effect"]) for r in restoring])
+    assert np.median(q) > 0.3                  # restoring an activator raises initiation
+    eye = np.vstack([np.eye(4, dtype=np.float32), np.zeros((1, 4), np.float32)])
+    loci = read_tsv(Path(s.truth_dir) / "loci.tsv")
+    import pysam
+    fa = pysam.FastaFile(str(s.reference))
+    best = 0.0
+    lut = {b: i for i, b in enumerate("ACGT")}
+    for d in loci:
+        seq = fa.fetch(d["chrom"], int(d["start"]), int(d["end"])).upper()
+        occ = grammar.occupancy(eye[[lut.get(c, 4) for c in seq]][None])
+        best = max(best, float(occ[("NRF1", False)].max()), float(occ[("NRF1", True)].max()))
+    assert best < 0.5, "an intact NRF1 site in the reference"
+    with pytest.raises(ValueError, match="hidden_motifs"):
+        simulate(tmp_path / "bad", seed=0, n_loci=24, hidden_motifs=("TATA",))

@@ -32,7 +32,8 @@ class Variant:
     haps: np.ndarray         # (n_individuals, 2) true allele index per haplotype
     af: list[float]
     locus: int               # index into the loci list
-    site: str = ""           # planted motif it breaks, e.g. "TATA+" ("" = background)
+    site: str = ""           # planted motif it breaks (or restores, for a hidden site), e.g.
+                             # "TATA+" ("" = background)
     calls: list[str] = field(default_factory=list)
 
     @property
@@ -102,11 +103,21 @@ def make_variants(genome: Genome, windows: list[tuple[str, int, int]], slots: li
         planted = np.zeros(we - ws, bool)
         for s in slot.sites:
             planted[max(0, s.start - 12 - ws):max(0, s.end + 12 - ws)] = True
+        # hidden sites (SimParams.hidden_motifs): a common SNP restores the broken base
+        for site in slot.sites:
+            if site.restore is None or site.restore[0] in taken or not ws <= site.restore[0] < we:
+                continue
+            p, base = site.restore
+            taken.add(p)
+            f = float(rng.uniform(0.15, 0.5))
+            out.append(Variant(chrom, p, BASES[seq[p]], [base], "snp", _draw_haps(rng, n, [f]),
+                               [f], j, site=f"{site.name}{site.strand}"))
+        intact = [s for s in slot.sites if s.restore is None]
         # planted causal SNPs: common, breaking a motif the reference carries intact
         for _ in range(min(3, int(rng.poisson(params.motif_snp_rate)))):
-            if not slot.sites:
+            if not intact:
                 break
-            site = slot.sites[int(rng.integers(len(slot.sites)))]
+            site = intact[int(rng.integers(len(intact)))]
             p, alt = _motif_snp(site, rng)
             if p in taken or not ws <= p < we:
                 continue

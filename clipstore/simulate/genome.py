@@ -28,7 +28,10 @@ class Site:
     name: str
     strand: str
     start: int
-    seq: str          # as written on the forward strand
+    seq: str          # as written on the forward strand (intact)
+    # hidden sites (SimParams.hidden_motifs): (forward position, intact base) of the one base
+    # the reference carries broken; a common SNP in the cohort restores it
+    restore: tuple[int, str] | None = None
 
     @property
     def end(self) -> int:
@@ -102,7 +105,20 @@ def _plant_core(seq, used, slot: Slot, tss: int, strand: str, rng, strong: bool)
             slot.sites.append(site)
 
 
-def _plant_activators(seq, used, slot: Slot, lo: int, hi: int, n: int, rng) -> None:
+def _hide(seq: np.ndarray, site: Site, rng) -> None:
+    """Write a breaking base into a planted site (the reference carries it broken) and record
+    the intact base, which a SNP of the cohort restores."""
+    m = grammar.MOTIFS[site.name]
+    motif_seq = site.seq if site.strand == "+" else revcomp(site.seq)
+    i, alt = grammar.breaking_snp(m, motif_seq, rng)
+    pos = site.start + i if site.strand == "+" else site.start + len(m) - 1 - i
+    broken = alt if site.strand == "+" else revcomp(alt)
+    site.restore = (pos, site.seq[pos - site.start])
+    seq[pos] = CODE[broken]
+
+
+def _plant_activators(seq, used, slot: Slot, lo: int, hi: int, n: int, rng,
+                      hidden: tuple[str, ...] = ()) -> None:
     for _ in range(n):
         name = str(rng.choice(grammar.ACTIVATORS))
         k = len(grammar.MOTIFS[name])
@@ -111,11 +127,14 @@ def _plant_activators(seq, used, slot: Slot, lo: int, hi: int, n: int, rng) -> N
             if not used[s - 2:s + k + 2].any():
                 site = _make_site(name, "+" if rng.random() < 0.5 else "-", s, rng)
                 _plant(seq, used, site)
+                if name in hidden:
+                    _hide(seq, site, rng)
                 slot.sites.append(site)
                 break
 
 
-def _design_promoter(seq, used, slot: Slot, rng, gap_range=(60, 180), reach: int = 150) -> None:
+def _design_promoter(seq, used, slot: Slot, rng, gap_range=(60, 180), reach: int = 150,
+                     hidden: tuple[str, ...] = ()) -> None:
     """Plant a divergent (or, for 'lone', one-sided) promoter around slot.centre: TSSs
     `gap_range` apart, activators up to `reach` bp outside them."""
     g = int(rng.integers(*gap_range))
@@ -132,17 +151,18 @@ def _design_promoter(seq, used, slot: Slot, rng, gap_range=(60, 180), reach: int
         _plant_core(seq, used, slot, slot.tss_minus, "-", rng, strong=not strong_plus)
     n_act = min(5, int(rng.poisson(1.6)) + (rng.random() < 0.8))
     _plant_activators(seq, used, slot, slot.centre - g // 2 - reach, slot.centre + g // 2 + reach,
-                      n_act, rng)
+                      n_act, rng, hidden)
 
 
 def make_genome(rng: np.random.Generator, n_loci: int, *, window: int, n_lone: int,
                 n_edge: int, output_length: int = 500, input_length: int = 1000,
-                gc: float = 0.45) -> Genome:
+                gc: float = 0.45, hidden: tuple[str, ...] = ()) -> Genome:
     """Lay out chromosomes, draw background sequence, plant promoters and N runs.
 
     Promoter geometry follows the model's geometry, so short test geometries still see both
     TSSs in the output window and the activators in the input: TSS gap 60..min(180, 0.7·output),
-    activators within min(150, input/4) bp of the TSSs."""
+    activators within min(150, input/4) bp of the TSSs. `hidden`: activator types planted
+    broken (see `Site.restore`)."""
     gap_range = (60, max(61, min(180, int(0.7 * output_length))))
     reach = min(150, max(30, input_length // 4))
     if n_loci < len(CHROMS):
@@ -176,12 +196,12 @@ def make_genome(rng: np.random.Generator, n_loci: int, *, window: int, n_lone: i
                 n_runs.append((chrom, a, b))
             else:
                 slot = Slot(chrom, kind, pos + slot_len // 2)
-                _design_promoter(seq, used, slot, rng, gap_range, reach)
+                _design_promoter(seq, used, slot, rng, gap_range, reach, hidden)
                 slots.append(slot)
             pos += slot_len + int(sp)
         if edge:   # a compact divergent pair just before the end: its window cannot fit
             slot = Slot(chrom, "edge", pos + margin)
-            _design_promoter(seq, used, slot, rng, (60, 61), 30)
+            _design_promoter(seq, used, slot, rng, (60, 61), 30, hidden)
             seq = seq[:slot.centre + cut]
             slots.append(slot)
         seqs[chrom] = seq

@@ -64,6 +64,16 @@ class SimParams:
     di_threshold: float = 0.3
     mpra_max: int = 400
     mpra_noise: float = 0.25
+    # calibration knobs (the demo's negative control and mechanism regime; README "The demo")
+    variant_effects: bool = True      # False: the null cohort. Every haplotype initiates as the
+                                      # reference does, so genotype has no effect on the signal;
+                                      # genome, genotypes, depths and noise draws stay the same
+                                      # and the truth tables state every effect as 0
+    hidden_motifs: tuple[str, ...] = ()  # activator types the reference never carries intact:
+                                      # each planted site of these types is written with one
+                                      # breaking base, and a common SNP restores it. What the
+                                      # reference alone cannot teach (the paper's mechanism);
+                                      # () = every motif type is intact in the reference
 
     def part(self, cls):
         """The subset of these parameters that one stage's dataclass (`cls`) takes."""
@@ -133,6 +143,10 @@ def simulate(out_dir: str | Path, *, seed: int = 0, overwrite: bool = True,
     p = SimParams(**params)
     if p.n_individuals < 1 or not 0 <= p.replicates <= p.n_individuals:
         raise ValueError("need n_individuals >= 1 and 0 <= replicates <= n_individuals")
+    from . import grammar
+    bad = [m for m in p.hidden_motifs if m not in grammar.ACTIVATORS]
+    if bad:
+        raise ValueError(f"hidden_motifs must name activators {grammar.ACTIVATORS}, got {bad}")
     out = Path(out_dir)
     _clear(out, overwrite)
     (out / "tracks").mkdir(parents=True, exist_ok=True)
@@ -146,7 +160,8 @@ def simulate(out_dir: str | Path, *, seed: int = 0, overwrite: bool = True,
     genome = genome_mod.make_genome(r_genome, p.n_loci, window=W,
                                     n_lone=max(1, round(p.lone_peaks * p.n_loci)),
                                     n_edge=p.edge_loci, output_length=p.output_length,
-                                    input_length=p.input_length)
+                                    input_length=p.input_length,
+                                    hidden=tuple(p.hidden_motifs))
     reference = genome_mod.write_fasta(genome, out / "reference.fa.gz")
     peaks_by_slot = [peaks_mod.call_slot(genome, s, r_peaks) for s in genome.slots]
     all_peaks = [x for pk in peaks_by_slot for x in pk]

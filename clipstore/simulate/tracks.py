@@ -32,6 +32,7 @@ class TrackParams:
     replicate_sd: float = 0.1      # log-normal sd of library × locus variation
     background: float = 2e-4       # reads per bp per library outside loci
     negative_minus: bool = False   # write minus-strand values as negatives
+    variant_effects: bool = True   # False: every haplotype initiates as the reference (null)
 
 
 def haplotype_rates(genome: Genome, window: tuple[str, int, int], variants: list[Variant],
@@ -89,7 +90,9 @@ def write_tracks(genome: Genome, windows: list[tuple[str, int, int]],
             for j in idx:
                 _, ws, we = windows[j]
                 covered[ws:we] = True
-                rates = haplotype_rates(genome, windows[j], variants_by_locus[j], n_individuals)
+                rates = haplotype_rates(genome, windows[j],
+                                        variants_by_locus[j] if params.variant_effects else [],
+                                        n_individuals)
                 diploid = rates.sum(axis=1)                              # (n, W, 2)
                 trans = np.exp(rng.normal(0, params.trans_sd, n_individuals))
                 rep = np.exp(rng.normal(0, params.replicate_sd, n_lib))

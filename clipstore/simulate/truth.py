@@ -86,6 +86,9 @@ class TruthParams:
     mpra_noise: float = 0.25         # sd of measured log2 fold change
     mpra_active_fraction: float = 0.4
     emvar_z: float = 2.5
+    variant_effects: bool = True     # False (null cohort): every true effect is 0; qtls.tsv still
+                                     # lists the SNPs that would be QTLs with effects, so the
+                                     # control scores the same QTL list as the cohort with effects
 
 
 def snp_effects(genome: Genome, window: tuple[str, int, int], snps: list[Variant],
@@ -164,18 +167,19 @@ def write_snp_tables(out: Path, genome: Genome, loci: list[dict], variants_by_lo
             continue
         window = (locus["chrom"], locus["start"], locus["end"])
         q, d, _ = snp_effects(genome, window, snps, scale, output_length)
+        tq, td = (q, d) if params.variant_effects else (np.zeros_like(q), np.zeros_like(d))
         hits = motif_hits(genome, snps)
-        for v, qe, de, hit in zip(snps, q, d, hits):
+        for v, qe, de, te_q, te_d, hit in zip(snps, q, d, tq, td, hits):
             hr, het, ha, miss = genotype_counts(v)
             base = [v.id, v.chrom, v.pos + 1, v.ref, v.alts[0], locus["locus_id"]]
-            snp_rows.append(base + [f"{qe:.6g}", f"{de:.6g}", int(bool(hit)), hit or ".",
+            snp_rows.append(base + [f"{te_q:.6g}", f"{te_d:.6g}", int(bool(hit)), hit or ".",
                                     int(bool(v.site)), f"{v.af[0]:.4g}", hr, het, ha, miss])
             ok = hr >= params.qtl_min_homref and het + ha >= params.qtl_min_alt
             if ok and abs(qe) >= params.ti_threshold:
-                qtl_rows.append(base + ["ti", f"{qe:.6g}", hr, het, ha])
+                qtl_rows.append(base + ["ti", f"{te_q:.6g}", hr, het, ha])
                 n_ti += 1
             if ok and abs(de) >= params.di_threshold:
-                qtl_rows.append(base + ["di", f"{de:.6g}", hr, het, ha])
+                qtl_rows.append(base + ["di", f"{te_d:.6g}", hr, het, ha])
                 n_di += 1
             mpra_cand.append((v, locus["locus_id"]))
     _write_tsv(out / "snps.tsv", SNP_COLUMNS, snp_rows)
@@ -202,7 +206,7 @@ def _write_mpra(path: Path, genome: Genome, cands, params: TruthParams, rng) -> 
         refs.append(o)
         alts.append(o[:OLIGO // 2] + v.alts[0] + o[OLIGO // 2 + 1:])
     a = mpra_activity(refs, alts).reshape(-1, 2)
-    a_ref, a_alt = a[:, 0], a[:, 1]
+    a_ref, a_alt = a[:, 0], (a[:, 1] if params.variant_effects else a[:, 0])
     true = np.log2(a_ref / a_alt)
     obs = true + rng.normal(0, params.mpra_noise, len(pick))
     level = np.log2(np.maximum(a_ref, a_alt)) + rng.normal(0, params.mpra_noise, len(pick))

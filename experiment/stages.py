@@ -1,0 +1,163 @@
+"""The demo's first stages: simulate a cohort, build its store, train every run (printing
+each epoch as it finishes, so a long training stage is never silent)."""
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from pathlib import Path
+
+from .jsonio import Log, read_json, write_json
+from .plans import Plan, Regime, Run, model_dir, train_config
+
+
+def suffix(regime: Regime | str) -> str:
+    """Folder suffix of a regime: sim/ and store.zarr for the main cohort, sim_null/ ..."""
+    name = regime if isinstance(regime, str) else regime.name
+    return "" if name == "main" else f"_{name}"
+
+
+def stage_simulate(out: Path, plan: Plan, regime: Regime, seed: int, log: Log) -> dict:
+    """Simulate one regime's cohort (same seed for every regime: all else equal)."""
+    folder = out / f"sim{suffix(regime)}"
+    marker = folder / "simulated.json"
+    if marker.exists():
+        log(f"simulate {regime.name}: done already")
+        return read_json(marker)
+    from clipstore.simulate import simulate
+    params = regime.sim_params(plan)
+    log(f"simulate {regime.name}: {params['n_individuals']} individuals, {params['n_loci']} loci"
+        + ("" if regime.name == "main" else
+           f" ({', '.join(f'{k}={v}' for k, v in params.items() if k not in plan.sim)})"))
+    s = simulate(folder, seed=seed, **params)
+    info = {"regime": regime.name, "config": str(s.config), "truth_dir": str(s.truth_dir),
+            "n_individuals": len(s.samples), "n_libraries": len(s.libraries),
+            "planted": {k: v for k, v in s.planted.items() if not isinstance(v, dict)}}
+    write_json(marker, info)
+    return info
+
+
+def stage_build(out: Path, sim: dict, plan: Plan, regime: Regime, log: Log) -> tuple[str, bool]:
+    """Build (or resume) a regime's store: (url, whether an unreadable old store was
+    replaced)."""
+    from clipstore import schema
+    from clipstore.build import build
+
+    from clipstore.errors import IncompleteStoreError, InputError
+
+    url = str(out / f"store{suffix(regime)}.zarr")
+    overwrite = False
+    try:
+        schema.open_store(url)
+        log(f"build {regime.name}: store complete already")
+        return url, False
+    except IncompleteStoreError:
+        pass                                # a killed build: the same call resumes it
+    except InputError:
+        if Path(url).exists():              # e.g. written by an older schema: rebuild it, and
+            overwrite = True                # drop what was derived from it
+            import shutil
+            for d in ("models", "eval", "report"):
+                shutil.rmtree(out / d, ignore_errors=True)
+            log("build: the store here is unreadable by this clipstore; rebuilding it")
+    log(f"build {regime.name}: {url} with {plan.build_workers} workers")
+    import logging
+
+    class _NoClusterChatter(logging.Filter):   # a LocalCluster's INFO lines are not demo output
+        def filter(self, r: logging.LogRecord) -> bool:
+            return r.levelno >= logging.WARNING or not r.name.startswith(
+                ("distributed", "bokeh", "tornado"))
+
+    handlers = logging.getLogger().handlers
+    flt = _NoClusterChatter()
+    for h in handlers:
+        h.addFilter(flt)
+    import warnings
+    try:
+        with warnings.catch_warnings():      # e.g. "Port 8787 is already in use" (dashboard)
+            warnings.simplefilter("ignore", UserWarning)
+            s = build(sim["config"], url, workers=plan.build_workers, quiet=True,
+                      overwrite=overwrite)
+    finally:
+        for h in handlers:
+            h.removeFilter(flt)
+    log(f"build {regime.name}: {s.n_loci} loci x {s.n_libraries} libraries in {s.seconds:.0f}s")
+    return url, overwrite
+
+
+
+class EpochWatcher:
+    """Prints each epoch of a training run as Keras' CSV log gains a row (the trainer's own
+    progress is off: its per-step lines are not demo output)."""
+
+    def __init__(self, folder: Path, label: str, max_epochs: int, log: Log, every: float = 2.0):
+        self.folder, self.label, self.max_epochs, self.log = folder, label, max_epochs, log
+        self.every = every
+        self.seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rows(self) -> list[dict]:
+        rows = []
+        for f in sorted(self.folder.rglob("log.csv")):
+            try:
+                with open(f) as fh:
+                    rows += list(csv.DictReader(fh))
+            except OSError:
+                pass
+        return rows
+
+    def poll(self) -> None:
+        rows = self._rows()
+        for r in rows[self.seen:]:
+            try:
+                vl = f"{float(r.get('val_loss', 'nan')):.4f}"
+            except ValueError:
+                vl = "?"
+            self.log(f"train {self.label}: epoch {int(r.get('epoch', 0)) + 1}/{self.max_epochs}, "
+                     f"val loss {vl}")
+        self.seen = max(self.seen, len(rows))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.poll()
+
+    def __enter__(self) -> "EpochWatcher":
+        self.seen = len(self._rows())       # a resumed run: report only new epochs
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+
+
+def stage_train(out: Path, plan: Plan, runs: list[Run], stores: dict[str, str], log: Log
+                ) -> tuple[dict[str, list[list[str]]], dict[str, float]]:
+    """Train every member (seed) of every run, each resuming or returning finished:
+    (run name -> per seed, its model folders; run name -> seconds trained in this call)."""
+    from trainer.train import train_all
+
+    models: dict[str, list[list[str]]] = {}
+    worked: dict[str, float] = {}
+    total = sum(len(r.seeds) for r in runs)
+    k = 0
+    for run in runs:
+        models[run.name] = []
+        for seed in run.seeds:
+            k += 1
+            t0 = time.perf_counter()
+            label = f"{run.name} seed {seed} [{k}/{total}]"
+            cfg = train_config(plan, run, stores[run.regime], out, seed)
+            with EpochWatcher(model_dir(out, run, seed), label, plan.max_epochs, log):
+                results = train_all(cfg, quiet=True)
+            models[run.name].append([r.run_dir or str(Path(r.model_path).parent)
+                                     for r in results])
+            m = results[0].metrics
+            dt = time.perf_counter() - t0
+            if any(r.resumed_from is not None for r in results):
+                worked[run.name] = worked.get(run.name, 0.0) + dt
+            log(f"train {label}: {len(results)} model(s), {results[0].epochs_run} epochs, "
+                f"best val loss {m.get('best_val_loss', float('nan')):.4f} ({dt:.0f}s)")
+    return models, worked
