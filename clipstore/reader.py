@@ -29,9 +29,7 @@ from . import blockio, schema
 from .prefetch import prefetched
 from .errors import InputError
 from .folds import split_folds
-from .sampling import Block, epoch_blocks
-
-DEFAULT_POOL_LOCI = 512
+from .sampling import DEFAULT_POOL_LOCI, Block, epoch_blocks
 
 
 @dataclass(frozen=True)

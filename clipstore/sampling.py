@@ -16,6 +16,9 @@ from functools import cached_property
 import numpy as np
 
 
+DEFAULT_POOL_LOCI = 512   # loci whose examples are shuffled together (one pool)
+
+
 @dataclass(frozen=True)
 class Block:
     """One pool: the store loci to read, and the order its examples are served in.

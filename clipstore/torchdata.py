@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from . import native
-from .reader import DEFAULT_POOL_LOCI
+from .sampling import DEFAULT_POOL_LOCI
 
 native.no_triton_beside_tensorflow()   # before torch loads Triton (see native.py)
 
@@ -216,10 +216,10 @@ class StoreLoader:
         if not pin:       # measured: a hand-off thread here costs ~1 us/example more CPU
             yield from ds
             return
-        from .reader import _prefetched
+        from .prefetch import prefetched
 
         # pinning is a copy of every batch: done one batch ahead in a clipstore thread
-        for _, t in _prefetched(ds.numpy_batches(), lambda b: as_tensors(b, ds.with_index, pin),
+        for _, t in prefetched(ds.numpy_batches(), lambda b: as_tensors(b, ds.with_index, pin),
                                 2):
             yield t
 
