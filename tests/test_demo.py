@@ -156,8 +156,8 @@ def _genotype_z(store: str, qtls: Path, trans_sd: float, replicate_sd: float) ->
     located = qtl.locate(qtl.load_qtls(qtls), root)
     g = qtl.genotypes_from_store(root, located)
     out_len = int(root.attrs["clipstore"]["output_length"])
-    rpm = qtl.observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=True)
-    raw = qtl.observed_tracks(root, located["locus"].to_numpy(), out_len, rpm=False)
+    rpm = qtl.observed_tracks(store, located["locus"].to_numpy(), out_len, rpm=True)
+    raw = qtl.observed_tracks(store, located["locus"].to_numpy(), out_len, rpm=False)
     z = []
     for j, locus in enumerate(located["locus"]):
         tot, cnt = rpm[int(locus)].sum(1), raw[int(locus)].sum(1)
