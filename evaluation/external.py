@@ -34,18 +34,23 @@ from clipstore.errors import InputError
 QTL_PRED_COLUMNS = ("pred_l2", "pred_log_quantity_change", "pred_directionality_change")
 
 
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, never unpickling (object arrays are refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:
+        raise InputError(f"cannot read the .npz ({e})", file=str(path),
+                         hint="save strings as numpy unicode arrays (no object arrays)")
+
+
 def read_table(path: str | Path, *, key: str = "variant_id") -> pd.DataFrame:
     """A TSV or an .npz of equal-length 1-D arrays -> DataFrame with `key` as str."""
     path = Path(path)
     if not path.exists():
         raise InputError("predictions file not found", file=str(path))
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                cols = {k: z[k] for k in z.files}
-        except (ValueError, OSError) as e:
-            raise InputError(f"cannot read the .npz ({e})", file=str(path),
-                             hint="save strings as numpy unicode arrays (no object arrays)")
+        cols = _load_npz(path)
         lens = {k: len(v) for k, v in cols.items() if np.ndim(v) == 1}
         if len(set(lens.values())) > 1 or len(lens) != len(cols):
             raise InputError("an .npz of predictions keyed by variant holds 1-D arrays of one "
@@ -97,12 +102,7 @@ def read_tracks(path: str | Path) -> dict[str, np.ndarray]:
     if path.suffix != ".npz":
         raise InputError("cross-locus predictions are an .npz (profiles are arrays)", file=str(path),
                          hint="np.savez(path, locus_id=..., library_id=..., profile=..., quantity=...)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as e:
-        raise InputError(f"cannot read the .npz ({e})", file=str(path),
-                         hint="save strings as numpy unicode arrays (no object arrays)")
+    d = _load_npz(path)
     missing = [k for k in ("locus_id", "library_id", "profile") if k not in d]
     if missing:
         raise InputError(f"predictions lack array(s) {', '.join(missing)}", file=str(path),
