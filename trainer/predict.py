@@ -20,7 +20,7 @@ import numpy as np
 
 from clipstore.errors import InputError
 
-from .storage import experiment_models, fetch_model, fetch_text, is_remote  # noqa: F401
+from .storage import experiment_models, fetch_model, is_remote
 
 log = logging.getLogger(__name__)
 
