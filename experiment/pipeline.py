@@ -44,7 +44,7 @@ from .jsonio import Log, _clean, read_json, write_json
 from .plans import PLANS, REGIMES, Plan, plan_runs
 from .report import stage_report, summary_rows
 from .stages import stage_build, stage_simulate, stage_train, suffix
-from .verdict import qtl_gain, verdict
+from .verdict import calibrated, qtl_gain, verdict
 
 
 def cpu_seconds() -> float:
@@ -140,7 +140,8 @@ def run_demo(out: str | Path = "demo_out", *, plan: str | Plan = "default", seed
         log(f"verdict {g.name}: {v['text']}")
     res = {"plan": plan.to_dict(), "seed": seed, "train_seed": train_seed, "out": str(out),
            "machine": _machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "table": summary_rows(results), "verdict": regimes["main"]["verdict"],
+           "table": summary_rows(results),
+           "verdict": calibrated(regimes["main"]["verdict"], regimes),
            "regimes": regimes, "mpra_gain": mgains["main"]}
     timed("report", True, stage_report, out, res | {"timings": _stages(work),
                                                     "wall_seconds": sum(work.values()),

@@ -94,21 +94,28 @@ PLANS: dict[str, Plan] = {
     #   with profile r 0.73-0.80 (lambda 0.1 traded profile r down to 0.35).
     # - batch 128 learned more per second than batch 32 (per-step overhead dominates on CPU).
     # - 2,000 loci rather than 1,000 doubles the QTLs scored (109 -> 237) for ~20 s more.
-    # Replication costs 4x the models (20 runs, was 5): each run is 12 epochs x 40 steps (was
-    # 20 x 64) and scores 16 validation batches per epoch (2,048 examples; all of fold 1 is 47
-    # batches, twice the 24 training steps per epoch of a first measured replicated run), so
-    # the runs fit the budget; the README says what the shorter schedule costs.
+    # Replication costs 4x the models (20 runs, was 5): each run is 12 epochs x 80 steps of 64
+    # examples (61,440 examples, as 40 x 128 were) and scores 16 validation batches per epoch.
+    # Measured on the mechanism cohort (personalized, one seed, 2 shared cores, this session):
+    # - 128 x 480 steps: val loss 0.87, profile r 0.43, predicted restoring effect 0.00 log2
+    #   (truth +2.3): the network had learned no variant effect yet;
+    # - 64 x 960 steps (the same examples): val loss 0.55 at about the same cost — smaller
+    #   batches learn more per example here; 32 x 960 steps cost about as much again (per-step
+    #   overhead dominates on CPU) and reached 0.71;
+    # - 64 x 1,920 steps: val loss 0.26, profile r 0.87, tiQTL r vs truth 0.75, and
+    #   128 x 1,920: 0.22, profile r 0.89, 0.73 — what the 20-minute budget cannot buy: each
+    #   doubling of the schedule doubles the demo (README "The demo").
     "default": Plan(
         name="default",
         sim=dict(n_individuals=20, replicates=4, n_loci=2000, input_length=500, max_jitter=100,
                  output_length=250, shard_loci=64, mpra_max=1500, depth=600.0),
         model={"conv_filters": (32, 64), "filters": 32, "n_dilated": 6, "dropout": 0.0},
         subsample_n=(2, 10), draws=1, ensemble=None, max_epochs=12,
-        steps_per_epoch=40, patience=12, batch_size=128, validation_steps=16,
+        steps_per_epoch=80, patience=12, batch_size=64, validation_steps=16,
         learning_rate=5e-3, loss_lambda=0.03, seeds=3,
         notes="each compared condition is an ensemble of 3 training seeds (replicate 1 of the "
               "fold scheme: validation fold 1, test fold 0); shortened schedule: 12 epochs x "
-              "40 steps of 128 examples for every model, 16 validation batches per epoch, the "
+              "80 steps of 64 examples for every model, 16 validation batches per epoch, the "
               "epoch with the lowest validation loss kept; the 'small' network without head dropout "
               "and with quantity-loss "
               "weight 0.03; subsampled runs are single runs (one seed, one draw)"),

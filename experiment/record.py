@@ -40,6 +40,8 @@ def collect(folders: list[Path]) -> dict:
             "cpu_minutes_pipeline": res.get("cpu_seconds", float("nan")) / 60,
             "stage_seconds": res["timings"], "stage_cpu_seconds": res.get("cpu_timings"),
             "verdict": res["verdict"]["text"],
+            "calibrated": res["verdict"].get("calibrated"),
+            "main_rule": res["verdict"].get("rule_text", res["verdict"]["text"]),
             "regimes": {k: {"expect_holds": g["expect_holds"], "holds": g["verdict"]["holds"],
                             "as_expected": g["as_expected"], "verdict": g["verdict"]["text"],
                             "qtl_gain": g["verdict"]["qtl_gain"], "mpra_gain": g["mpra_gain"]}
@@ -51,6 +53,8 @@ def collect(folders: list[Path]) -> dict:
     out["minutes_pipeline"] = {s: v["minutes_pipeline"] for s, v in by.items()}
     out["cpu_minutes_pipeline"] = {s: v["cpu_minutes_pipeline"] for s, v in by.items()}
     out["verdict_by_seed"] = {s: v["verdict"] for s, v in by.items()}
+    out["calibrated_by_seed"] = {s: v["calibrated"] for s, v in by.items()}
+    out["main_rule_by_seed"] = {s: v["main_rule"] for s, v in by.items()}
     out["null_control_holds"] = {s: v["regimes"]["null"]["holds"] for s, v in by.items()}
     out["null_control_gain_ci"] = {s: [v["regimes"]["null"]["qtl_gain"]["ci_low"],
                                        v["regimes"]["null"]["qtl_gain"]["ci_high"]]

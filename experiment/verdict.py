@@ -142,6 +142,30 @@ def verdict(p: dict, r: dict, gain: dict) -> dict:
             "details": parts}
 
 
+CONTROL_FAILED = {
+    "null": "it found a gain in the null cohort, where no variant has an effect",
+    "mechanism": "it missed the gain planted in the mechanism cohort (the positive control)",
+}
+
+
+def calibrated(v: dict, regimes: dict) -> dict:
+    """The main cohort's verdict as the run may state it: only when both controls came out as
+    fixed before the run. An instrument that misses a planted effect cannot support DOES NOT
+    HOLD, and one that finds an absent effect cannot support HOLDS, so then the verdict is
+    INCONCLUSIVE and the rule's own answer is kept beside it (`rule_text`)."""
+    failed = [n for n in CONTROL_FAILED if n in regimes and not regimes[n]["as_expected"]]
+    if not failed:
+        return v | {"calibrated": True, "rule_text": v["text"]}
+    if not v.get("decidable", True):        # UNDECIDED already claims nothing
+        return v | {"calibrated": False, "rule_text": v["text"]}
+    said = v["text"].split(":")[0]
+    head = ("INCONCLUSIVE on this run: the instrument failed its calibration — "
+            + " and ".join(CONTROL_FAILED[n] for n in failed)
+            + f" — so the main cohort's {said} is not evidence either way.")
+    return v | {"text": head, "holds": False, "calibrated": False, "rule_text": v["text"],
+                "details": [f"The rule on the main cohort alone: {v['text']}", *v["details"]]}
+
+
 def _list(v) -> str:
     if not v:
         return "n/a"

@@ -271,3 +271,25 @@ def test_verdict_sentence_never_asserts_a_refuted_claim(ci, holds, phrase):
                                      "p_value": 0.5, "replicates": [2, 2]})
     assert v["holds"] is holds and phrase in v["text"]
     assert (CLAIM in v["text"]) is holds
+
+
+@pytest.mark.parametrize("null_ok, mech_ok, word", [
+    (True, True, "DOES NOT HOLD"), (True, False, "positive control"),
+    (False, True, "null cohort"), (False, False, "positive control")])
+def test_main_verdict_is_inconclusive_when_a_control_fails(null_ok, mech_ok, word):
+    """The main verdict stands only if both controls came out as fixed before the run; else it
+    says INCONCLUSIVE, names the failed control, and keeps the rule's own answer beside it."""
+    from experiment.verdict import calibrated
+
+    main = {"text": "DOES NOT HOLD on this simulation: no significant gain (CI includes 0).",
+            "holds": False, "details": ["d"]}
+    regimes = {"main": {"as_expected": True}, "null": {"as_expected": null_ok},
+               "mechanism": {"as_expected": mech_ok}}
+    v = calibrated(main, regimes)
+    assert word in v["text"] and v["rule_text"] == main["text"]
+    assert v["calibrated"] is (null_ok and mech_ok)
+    assert v["text"].startswith("DOES NOT HOLD" if null_ok and mech_ok else "INCONCLUSIVE")
+    assert v["holds"] is False
+    undecided = calibrated(main | {"text": "UNDECIDED on this run: ...", "decidable": False},
+                           regimes)
+    assert undecided["text"].startswith("UNDECIDED")

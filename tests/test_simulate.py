@@ -402,3 +402,17 @@ def test_hidden_motifs_are_broken_in_the_reference_and_restored_by_common_snps(t
     assert best < 0.5, "an intact NRF1 site in the reference"
     with pytest.raises(ValueError, match="hidden_motifs"):
         simulate(tmp_path / "bad", seed=0, n_loci=24, hidden_motifs=("TATA",))
+
+
+def test_hidden_restored_leaves_decoys_broken_in_everyone(tmp_path):
+    """hidden_restored=0.25: about a quarter of the hidden sites get a restoring SNP; the rest
+    stay broken in every haplotype, so the reference's broken site does not say which loci gain
+    activity in some people. 1.0 (the default) restores every one, drawing nothing more."""
+    full = simulate(tmp_path / "all", seed=0, hidden_motifs=("NRF1",)).planted
+    part = simulate(tmp_path / "part", seed=0, hidden_motifs=("NRF1",), hidden_restored=0.25).planted
+    assert full["hidden_sites"] >= 40 and full["hidden_sites_restored"] == full["hidden_sites"]
+    assert part["hidden_sites"] == full["hidden_sites"]          # same genome, same sites
+    share = part["hidden_sites_restored"] / part["hidden_sites"]
+    assert 0.1 < share < 0.4, share
+    with pytest.raises(ValueError, match="hidden_restored"):
+        simulate(tmp_path / "bad", seed=0, n_loci=24, hidden_restored=0.0)

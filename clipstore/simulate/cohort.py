@@ -52,6 +52,7 @@ class CohortParams:
     n_sv: int = 2
     missing_rate: float = 0.005       # per call, SNP records
     unphased_rate: float = 0.002      # per call, SNP records
+    hidden_restored: float = 1.0      # share of hidden sites a common SNP restores (SimParams)
 
 
 def sample_names(n: int) -> list[str]:
@@ -103,9 +104,13 @@ def make_variants(genome: Genome, windows: list[tuple[str, int, int]], slots: li
         planted = np.zeros(we - ws, bool)
         for s in slot.sites:
             planted[max(0, s.start - 12 - ws):max(0, s.end + 12 - ws)] = True
-        # hidden sites (SimParams.hidden_motifs): a common SNP restores the broken base
+        # hidden sites (SimParams.hidden_motifs): a common SNP restores the broken base of a
+        # share `hidden_restored` of them; the others stay broken in everyone (decoys)
         for site in slot.sites:
             if site.restore is None or site.restore[0] in taken or not ws <= site.restore[0] < we:
+                continue
+            if params.hidden_restored < 1 and rng.random() >= params.hidden_restored:
+                taken.add(site.restore[0])
                 continue
             p, base = site.restore
             taken.add(p)

@@ -74,6 +74,12 @@ class SimParams:
                                       # breaking base, and a common SNP restores it. What the
                                       # reference alone cannot teach (the paper's mechanism);
                                       # () = every motif type is intact in the reference
+    hidden_restored: float = 1.0      # share of the hidden sites a common SNP restores; the
+                                      # rest stay broken in every haplotype (decoys), so the
+                                      # broken site in the reference does not tell which loci
+                                      # gain activity in some people. Measured: with every site
+                                      # restorable (1.0) a reference-trained model learns the
+                                      # hidden effect as well as a personalized one (README)
 
     def part(self, cls):
         """The subset of these parameters that one stage's dataclass (`cls`) takes."""
@@ -147,6 +153,8 @@ def simulate(out_dir: str | Path, *, seed: int = 0, overwrite: bool = True,
     bad = [m for m in p.hidden_motifs if m not in grammar.ACTIVATORS]
     if bad:
         raise ValueError(f"hidden_motifs must name activators {grammar.ACTIVATORS}, got {bad}")
+    if not 0 < p.hidden_restored <= 1:
+        raise ValueError(f"hidden_restored must be in (0, 1], got {p.hidden_restored}")
     out = Path(out_dir)
     _clear(out, overwrite)
     (out / "tracks").mkdir(parents=True, exist_ok=True)
@@ -217,6 +225,8 @@ def simulate(out_dir: str | Path, *, seed: int = 0, overwrite: bool = True,
                               p.part(TruthParams), r_truth)
     write_loci(truth / "loci.tsv", loci)
     snp_calls = [c for v in variants if v.kind == "snp" for c in v.calls]
+    hidden = {(d["chrom"], st.restore[0]) for d in loci for st in d["slot"].sites
+              if st.restore is not None and d["start"] <= st.restore[0] < d["end"]}
     planted = {
         # the counts `clipstore build` must report as skipped (same keys)
         "peaks_read": len(all_peaks),
@@ -233,6 +243,9 @@ def simulate(out_dir: str | Path, *, seed: int = 0, overwrite: bool = True,
         # everything else about the cohort
         "loci": len(loci),
         "planted_motif_snps": sum(bool(v.site) for v in variants),
+        # hidden sites (mechanism regime): planted broken, and those a common SNP restores
+        "hidden_sites": len(hidden),
+        "hidden_sites_restored": sum((v.chrom, v.pos) in hidden for v in variants),
         **counts,
         "scale": scale,
         "conventions": {
