@@ -53,7 +53,7 @@ def store_summary(url: str, storage_options: dict | None = None) -> dict[str, An
     root = schema.open_store(url, storage_options=storage_options, require_complete=False)
     info = schema.store_info(root)
     folds, counts = np.unique(root["fold"][:], return_counts=True)
-    dims = {"individual": root[schema.SEQUENCE].shape[0], "locus": root[schema.REFERENCE].shape[0],
+    dims = {"individual": root["individual_id"].shape[0], "locus": root[schema.REFERENCE].shape[0],
             "position": info.window, "signal_position": info.signal_window,
             "library": root[schema.SIGNAL].shape[0]}
     return {

@@ -210,6 +210,8 @@ class StoreDataset:
         """Locus-major pools over the whole stored windows: seq (P, n_ind, W, 4) uint8 and
         sig (P, n_lib, SW, 2) in the store's signal dtype, decoded in place (no crop copy;
         `buffers` reused)."""
+        if self.info.rows:
+            return self._read_rows(loci, individuals, buffers)
         root = self.meta.root
         W, SW, P = self.info.window, self.info.signal_window, len(loci)
         n_ind = 1 if self.is_masked else len(individuals)
@@ -228,6 +230,27 @@ class StoreDataset:
         _read(root[schema.SIGNAL], loci, sig, None if all_lib else self.libraries, pool,
               missing_ok=True)   # pre-schema-4 stores skipped all-zero signal shards
         return seq, sig
+
+    def _read_rows(self, loci: np.ndarray, individuals: np.ndarray, buffers: dict | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Schema 5: the same pools as `_read_block`, as (locus, row) views of row-major
+        buffers, decoding only the selected individuals' and libraries' rows (each row's
+        `sequence_delta` plus 2 x the reference, which is read once per locus)."""
+        root = self.meta.root
+        W, SW, P = self.info.window, self.info.signal_window, len(loci)
+        pool = _decode_pool()
+        ref = _buffer(buffers, "ref", (P, W, 4), np.uint8)
+        _read(root[schema.REFERENCE], loci, ref, None, pool)
+        ref *= 2
+        if self.is_masked:
+            seq = ref[:, None]
+        else:
+            rows = _buffer(buffers, "seq", (len(individuals), P, W, 4), np.uint8)
+            _read_rows(root[schema.SEQUENCE_DELTA], individuals, loci, rows, pool, add=ref)
+            seq = rows.transpose(1, 0, 2, 3)
+        sig = _buffer(buffers, "sig", (len(self.libraries), P, SW, 2), root[schema.SIGNAL].dtype)
+        _read_rows(root[schema.SIGNAL], self.libraries, loci, sig, pool)
+        return seq, sig.transpose(1, 0, 2, 3)
 
     def _blocks(self, *, shuffle: bool, seed: int, epoch: int, shard, pool_loci: int) -> list[Block]:
         return epoch_blocks(self.loci, len(self.libraries), shard_loci=self.info.shard_loci,
@@ -420,6 +443,16 @@ def _read(arr, loci, out, take, pool, missing_ok: bool = False) -> None:
     idx[ldim] = loci
     a = np.moveaxis(arr.oindex[tuple(idx)], ldim, 0)
     out[:] = a if take is None else a[:, take]
+
+
+def _read_rows(arr, rows, loci, out, pool, add=None) -> None:
+    """Fill row-major `out` from a schema-5 row array: fast path, else plain zarr."""
+    if blockio.rows_layout(arr):
+        blockio.read_rows(arr, rows, loci, out, pool=pool, add=add)
+        return
+    out[:] = arr.oindex[np.asarray(rows), np.asarray(loci)]
+    if add is not None:
+        out += add[None]
 
 
 def _concat(parts: list[Batch]) -> Batch:

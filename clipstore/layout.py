@@ -1,0 +1,70 @@
+"""What differs between the locus-major (schema 2-4) and row-major (schema 5) layouts, for
+everything that writes a shard or reads the sequence cube by zarr indexing.
+
+Why: schema 5 stores the two-hot sequence as `sequence_delta` = sequence - 2 x reference (int8,
+almost all zeros: 5-10 B per individual and locus on disk instead of re-encoding the reference
+in every row), so `root["sequence"]` no longer exists. Code that wants the cube asks
+`sequence(root)`, which serves the same uint8 values from either layout.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import zarr
+
+from . import schema
+
+
+def delta(seq: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """int8 sequence - 2 x reference ((n_ind, P, W, 4) two-hot, (P, W, 4) one-hot)."""
+    return (seq.view(np.int8) - 2 * ref.view(np.int8)[None]).astype(np.int8, copy=False)
+
+
+def write_shard(root: zarr.Group, sl: slice, seq: np.ndarray, ref: np.ndarray,
+                sig: np.ndarray) -> None:
+    """Write one whole shard of loci `sl` in the store's own layout (build, migrate, tests)."""
+    info = schema.store_info(root)
+    if info.rows:
+        root[schema.SEQUENCE_DELTA][:, sl] = delta(seq, ref)
+    else:
+        root[schema.SEQUENCE][:, sl] = seq
+    root[schema.REFERENCE][sl] = ref
+    root[schema.SIGNAL][:, sl] = sig
+
+
+class SequenceView:
+    """The (individual, locus, position, base) uint8 two-hot cube of a store, read by
+    orthogonal indexing (`view[i, loci, a:b]`, ints, slices and 1-D integer arrays)."""
+
+    def __init__(self, root: zarr.Group):
+        self.root = root
+        self.info = schema.store_info(root)
+        self._arr = root[schema.SEQUENCE_DELTA if self.info.rows else schema.SEQUENCE]
+        self.shape: tuple[int, ...] = tuple(self._arr.shape)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 4
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            raise IndexError("SequenceView takes no Ellipsis: index each axis")
+        key = key + (slice(None),) * (4 - len(key))
+        if not self.info.rows:
+            return np.asarray(self._arr.oindex[key])
+        d = np.asarray(self._arr.oindex[key]).view(np.uint8)
+        r = np.asarray(self.root[schema.REFERENCE].oindex[key[1:]])
+        return d + 2 * r          # uint8 arithmetic wraps: -2 (254) + 2 = 0
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = self[:]
+        return a if dtype is None else a.astype(dtype)
+
+
+def sequence(root: zarr.Group) -> SequenceView:
+    """The two-hot sequence cube of any readable store version."""
+    return SequenceView(root)
+
+
+def n_individuals(root: zarr.Group) -> int:
+    return int(root["individual_id"].shape[0])
