@@ -40,13 +40,23 @@ def fast_layout(arr: zarr.Array) -> bool:
 
 
 def rows_layout(arr: zarr.Array) -> bool:
-    """True for a schema-5 row array: shards (1, S, ...), inner chunks (1, B, ...), the
-    codecs of `fast_layout` (crc32c required)."""
-    if not (_fast_codecs(arr) and _checked(arr)) or arr.metadata.dimension_names.index("locus") != 1:
+    """True for a schema-5 array: shards (1, S, ...) and inner chunks (1, B, ...) of a row
+    array (individual/library, locus, ...), or (S, ...) and (B, ...) of the reference
+    (locus, ...); the codecs of `fast_layout`, crc32c required."""
+    if not (_fast_codecs(arr) and _checked(arr)):
         return False
     chunk, shard = arr.metadata.codecs[0].chunk_shape, arr.metadata.chunk_grid.chunk_shape
-    return (chunk[0] == 1 and shard[0] == 1 and shard[1] % chunk[1] == 0
-            and tuple(chunk[2:]) == tuple(arr.shape[2:]) == tuple(shard[2:]))
+    lead = _row_dims(arr)
+    if arr.metadata.dimension_names.index("locus") != lead:
+        return False
+    return (all(chunk[i] == 1 == shard[i] for i in range(lead))
+            and shard[lead] % chunk[lead] == 0
+            and tuple(chunk[lead + 1:]) == tuple(arr.shape[lead + 1:]) == tuple(shard[lead + 1:]))
+
+
+def _row_dims(arr: zarr.Array) -> int:
+    """1 for a row array (individual or library first), 0 for the reference (locus first)."""
+    return 0 if arr.metadata.dimension_names[0] == "locus" else 1
 
 
 def _whole_but_locus(arr: zarr.Array, chunk, loci: int) -> bool:
@@ -107,7 +117,8 @@ def shard_index(arr: zarr.Array, blob: bytes | None, shard: int, locus: int,
     never stored). `row`: the individual/library of a schema-5 row shard (one entry per block
     of `block_loci` loci)."""
     S = _shard_loci(arr)
-    B = 1 if row is None else arr.metadata.codecs[0].chunk_shape[1]
+    ldim = arr.metadata.dimension_names.index("locus")
+    B = arr.metadata.codecs[0].chunk_shape[ldim]
     S, n_stored = S // B, -(-_loci_in_shard(arr, shard) // B)
     size = 16 * S + 4
     problem = None
@@ -192,14 +203,17 @@ def _where(arr: zarr.Array, shard: int, row: int | None = None) -> str:
     return f"{arr.store_path.store}/{key}"
 
 
-def _row_key(arr: zarr.Array, row: int, shard: int) -> str:
+def _row_key(arr: zarr.Array, row: int | None, shard: int) -> str:
+    if row is None:
+        return _shard_key(arr, shard)
     return f"{arr.store_path.path}/c/{row}/{shard}/" + "/".join(["0"] * (arr.ndim - 2))
 
 
-def read_rows(arr: zarr.Array, rows: np.ndarray, loci: np.ndarray, out: np.ndarray, *,
+def read_rows(arr: zarr.Array, rows: np.ndarray | None, loci: np.ndarray, out: np.ndarray, *,
               pool: ThreadPoolExecutor, add: np.ndarray | None = None,
               concurrency: int = 32) -> None:
-    """out[k, p] = arr[rows[k], loci[p]] (+ add[p], uint8 wrapping) for a schema-5 row array.
+    """out[k, p] = arr[rows[k], loci[p]] (+ add[p], uint8 wrapping) for a schema-5 row array;
+    with `rows` None (the reference, locus first) out[p] = arr[loci[p]].
 
     Each (row, locus shard) is one object holding that row's loci in chunks of `block_loci`;
     only the chunks holding selected loci are decoded, each with one blosc call for all its
@@ -208,8 +222,15 @@ def read_rows(arr: zarr.Array, rows: np.ndarray, loci: np.ndarray, out: np.ndarr
     sequence's 2 x reference). Every check of `read_loci` holds: object present, index crc32c
     and bounds, every chunk stored, every chunk's crc32c.
     """
+    if rows is None:
+        if _row_dims(arr) != 0:
+            raise ValueError("rows=None reads an array whose first dimension is locus")
+        rows, out, add = np.zeros(1, np.int64), out[None], None if add is None else add
+        keyed = False
+    else:
+        keyed = True
     S = _shard_loci(arr)
-    B = arr.metadata.codecs[0].chunk_shape[1]
+    B = arr.metadata.codecs[0].chunk_shape[_row_dims(arr)]
     shards = loci // S
     uniq, first = np.unique(shards, return_index=True)
     bounds = list(first) + [len(loci)]
@@ -219,52 +240,60 @@ def read_rows(arr: zarr.Array, rows: np.ndarray, loci: np.ndarray, out: np.ndarr
     blobs: dict = {}
     if local is None:       # any other store: fetch every object first, many in flight
         keys = [(int(r), s) for r in rows for s, _, _ in groups]
-        got = native.sync(_fetch_all(store, [_row_key(arr, r, s) for r, s in keys], concurrency))
+        got = native.sync(_fetch_all(store, [_row_key(arr, r if keyed else None, s)
+                                             for r, s in keys], concurrency))
         blobs = dict(zip(keys, got))
     crc = native.crc32c()[1]
     decode = native.decoder()[1]
-    rest = tuple(arr.shape[2:])
+    rest = tuple(arr.shape[_row_dims(arr) + 1:])
 
     def fetch(r: int, s: int) -> bytes | None:
         if local is None:
             return blobs[(r, s)]
         try:
-            with open(f"{local}/{_row_key(arr, r, s)}", "rb") as f:
+            with open(f"{local}/{_row_key(arr, r if keyed else None, s)}", "rb") as f:
                 return f.read()
         except FileNotFoundError:
             return None
+
+    plans = []                 # per locus shard: (chunk, p0, p1, within-chunk picks or None)
+    for s, a, b in groups:
+        lo = loci[a:b] - s * S
+        blk = lo // B
+        cuts = np.flatnonzero(np.diff(blk)) + 1
+        plan = []
+        for c0, c1 in zip([0, *cuts.tolist()], [*cuts.tolist(), len(lo)]):
+            c = int(blk[c0])
+            whole = c1 - c0 == B and int(lo[c0]) == c * B and int(lo[c1 - 1]) == c * B + B - 1
+            plan.append((c, a + c0, a + c1, None if whole else lo[c0:c1] - c * B))
+        plans.append(plan)
 
     def work(items: list[tuple[int, int]]) -> None:
         tmp = np.empty((B,) + rest, out.dtype)
         for k, g in items:
             r = int(rows[k])
-            s, a, b = groups[g]
+            s, a, _ = groups[g]
             blob = fetch(r, s)
-            index = shard_index(arr, blob, s, int(loci[a]), crc, row=r)
-            lo = loci[a:b] - s * S
-            blk = lo // B
-            cuts = np.flatnonzero(np.diff(blk)) + 1
-            for c0, c1 in zip([0, *cuts], [*cuts, len(lo)]):
-                c = int(blk[c0])
-                off, nb = (int(v) for v in index[c])
-                p0, p1 = a + c0, a + c1
-                direct = (p1 - p0 == B and int(lo[c0]) == c * B
-                          and int(lo[c1 - 1]) == c * B + B - 1)   # the whole chunk, in order
-                dst = out[k, p0:p1] if direct else tmp
+            index = shard_index(arr, blob, s, int(loci[a]), crc, row=r if keyed else None)
+            view = memoryview(blob)
+            dst_row = out[k]
+            for c, p0, p1, picks in plans[g]:
+                off, nb = int(index[c, 0]), int(index[c, 1])
+                dst = dst_row[p0:p1] if picks is None else tmp   # the whole chunk, in order
                 try:
                     if nb < 4 or crc(blob, off, off + nb - 4) != int.from_bytes(
                             blob[off + nb - 4:off + nb], "little"):
                         raise ValueError("its crc32c does not match its bytes")
-                    decode(memoryview(blob)[off:off + nb - 4], dst)
+                    decode(view[off:off + nb - 4], dst)
                 except (ValueError, RuntimeError) as e:
+                    of = f" of {arr.metadata.dimension_names[0]} {r}" if keyed else ""
                     raise InputError(
-                        f"cannot decode the {arr.basename} chunk of "
-                        f"{arr.metadata.dimension_names[0]} {r} at locus {int(loci[p0])} ({e})",
-                        file=_where(arr, s, r), hint=REBUILD) from e
-                if not direct:
-                    out[k, p0:p1] = tmp[lo[c0:c1] - c * B]
+                        f"cannot decode the {arr.basename} chunk{of} at locus {int(loci[p0])} "
+                        f"({e})", file=_where(arr, s, r if keyed else None), hint=REBUILD) from e
+                if picks is not None:
+                    dst_row[p0:p1] = tmp[picks]
                 if add is not None:
-                    np.add(out[k, p0:p1], add[p0:p1], out=out[k, p0:p1])
+                    np.add(dst_row[p0:p1], add[p0:p1], out=dst_row[p0:p1])
 
     items = [(k, g) for k in range(len(rows)) for g in range(len(groups))]
     n = max(1, min(len(items), 4 * native.pool_workers(pool)))

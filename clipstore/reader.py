@@ -240,7 +240,7 @@ class StoreDataset:
         W, SW, P = self.info.window, self.info.signal_window, len(loci)
         pool = _decode_pool()
         ref = _buffer(buffers, "ref", (P, W, 4), np.uint8)
-        _read(root[schema.REFERENCE], loci, ref, None, pool)
+        _read_rows(root[schema.REFERENCE], None, loci, ref, pool)
         ref *= 2
         if self.is_masked:
             seq = ref[:, None]
@@ -450,7 +450,8 @@ def _read_rows(arr, rows, loci, out, pool, add=None) -> None:
     if blockio.rows_layout(arr):
         blockio.read_rows(arr, rows, loci, out, pool=pool, add=add)
         return
-    out[:] = arr.oindex[np.asarray(rows), np.asarray(loci)]
+    out[:] = (arr.oindex[np.asarray(loci)] if rows is None
+              else arr.oindex[np.asarray(rows), np.asarray(loci)])
     if add is not None:
         out += add[None]
 

@@ -59,7 +59,7 @@ def _flip(p: Path) -> None:
     the one 32-locus chunk of the row's shard 1)."""
     blob = bytearray(p.read_bytes())
     store = next(q for q in p.parents if q.suffix == ".zarr")
-    rows = _version(str(store)) >= 5 and p.relative_to(store).parts[0] != "reference"
+    rows = _version(str(store)) >= 5
     off = _chunk_offset(bytes(blob), 0, 1) if rows else _chunk_offset(bytes(blob), 5)
     blob[off + 40] ^= 0x04
     p.write_bytes(bytes(blob))
@@ -86,8 +86,8 @@ def test_fast_reader_names_the_damage(base, tmp_path, array, how):
     with pytest.raises(InputError, match=DAMAGE[how][1]) as e:
         list(ds.batches(64, shuffle=False))
     msg = str(e.value)
-    rows = _version(url) >= 5 and array != "reference"
-    locus = 37 if how == "bit flip" and not rows else 32   # rows: a chunk of loci 32-63
+    rows = _version(url) >= 5
+    locus = 37 if how == "bit flip" and not rows else 32   # schema 5: a chunk of loci 32-63
     assert f"{_stored(url, array)}/c/" in msg and f"locus {locus}" in msg and "rebuild" in msg
     # the undamaged shard still reads
     assert len(list(StoreDataset.open(url).with_loci(np.arange(32)).batches(64))) == 4
