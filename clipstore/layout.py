@@ -46,15 +46,31 @@ class SequenceView:
         self.ndim = 4
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            raise IndexError("SequenceView takes no Ellipsis: index each axis")
-        key = key + (slice(None),) * (4 - len(key))
+        key = self._key(key)
         if not self.info.rows:
             return np.asarray(self._arr.oindex[key])
         d = np.asarray(self._arr.oindex[key]).view(np.uint8)
         r = np.asarray(self.root[schema.REFERENCE].oindex[key[1:]])
         return d + 2 * r          # uint8 arithmetic wraps: -2 (254) + 2 = 0
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        """Write two-hot values (tests, tools that plant genotypes); schema 5 stores them as
+        their delta from 2 x the reference already stored at those loci. Writes that cover
+        part of a shard go through zarr's read-modify-write: one writer at a time."""
+        key = self._key(key)
+        if not self.info.rows:
+            self._arr.oindex[key] = value
+            return
+        r = np.asarray(self.root[schema.REFERENCE].oindex[key[1:]])
+        v = np.broadcast_to(np.asarray(value, np.uint8), np.broadcast_shapes(
+            np.shape(value), np.shape(self[key])))
+        self._arr.oindex[key] = (v - 2 * r).view(np.int8)     # uint8 wraps: 0 - 2 -> 254 = -2
+
+    def _key(self, key: Any) -> tuple:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            raise IndexError("SequenceView takes no Ellipsis: index each axis")
+        return key + (slice(None),) * (4 - len(key))
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         a = self[:]
