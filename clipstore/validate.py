@@ -36,8 +36,7 @@ def validate(url: str, inputs: str | BuildConfig | None = None, n: int = 200, se
         sl = schema.shard_slice(i, n_loci, info.shard_loci)
         rep.shards_checked += 1
         try:
-            arrays = (sequence[:, sl], root[schema.REFERENCE][sl],
-                      root[schema.SIGNAL][:, sl])
+            arrays = layout.read_shard(root, sl)
         except Exception as e:  # corrupt bytes fail in the codec: a finding, not a crash
             rep.problems.append(f"shard {i} (loci {sl.start}-{sl.stop - 1}): unreadable "
                                 f"({type(e).__name__}: {e})")
