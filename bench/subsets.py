@@ -1,28 +1,29 @@
 """Subset benchmark (issue 19): does a selection of libraries cost what it reads?
 
-    .venv/bin/python bench/subsets.py [--small-loci 2048] [--large-loci 640]
+    .venv/bin/python bench/subsets.py [--small-loci 2048] [--large-loci 640] [--reuse]
 
-Two seeded synthetic stores in the current schema (tests/_synthetic: 2 x reference plus sparse
-SNPs, ~8 % nonzero counts): "small" = the loader bench's cohort shape (58 individuals + 9
-isogenic replicates = 67 libraries, 1000 bp input + 2 x 250 jitter, 500 bp output, uint16
-signal) and "large" = 300 individuals x `--large-loci` loci. For each selection it times the
-numpy reader (`batches(256, buffers=...)`, jitter + RC, whole epochs after one warm-up epoch)
-and records CPU us per example (process CPU, all threads: it moves far less than
-examples/s when others load the machine), examples/s and the start-up (first batch, pool fill included).
-`subset5_over_full_cpu_{small,large}[_masked]` = CPU per example at `subsample(5)` / at all
-libraries (masked: both masked); issue 19's target is <= 1.5.
+Two seeded synthetic cohorts (tests/_synthetic: 2 x reference plus sparse SNPs, ~8 % nonzero
+counts): "small" = the loader bench's cohort shape (58 individuals + 9 isogenic replicates = 67
+libraries, 1000 bp input + 2 x 250 jitter, 500 bp output, uint16 signal) and "large" = 300
+individuals x `--large-loci` loci. Each is written in the locus-major layout of schema 4 and
+migrated (`clipstore migrate`) to the row-major layout of schema 5, so both hold the same
+values. For each selection, the two layouts are timed back to back in this one process: the
+numpy reader (`batches(256, buffers=...)`, jitter + RC, whole epochs after one warm-up epoch),
+CPU us per example (process CPU, all threads: it moves far less than examples/s when others
+load the machine; the least of `--repeats` timings, 2 by default, since others' load only ever
+adds), examples/s (the most) and the start-up (first batch of a fresh iterator, pool fill
+included).
 
-It also measures, on one locus chunk of each store, what the candidate layouts would cost per
-decoded row (one individual's sequence or one library's signal at one locus): bytes and decode
-CPU of the whole-cohort chunk (today), of one row out of a chunk whose blosc blocks are rows
-(`blosc2_getitem_ctx`), and of a sequence row rebuilt from 2 x reference plus its variant
-sites — the figures the layout choice rests on (docs/store.md, "Subsets").
-Writes bench/results/subsets.json.
+Recorded: `subset5_over_full_cpu_{small,large}[_masked]` = CPU per example at `subsample(5)` /
+at all libraries (masked: both masked) on schema 5 — issue 19's target is <= 1.5 — and the same
+for schema 4 (`..._schema4`); `{cohort}_full_cpu_v5_over_v4` (the full-cohort rate must not
+regress); bytes per sequence / signal example of each layout; and, on one shard of rows of each
+cohort, bytes and decode CPU per row of the codec options schema 5 chose between
+(docs/store.md, "Subsets"). Writes bench/results/subsets.json.
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import itertools
 import os
 import shutil
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import WORK, report  # noqa: E402
 from clipstore import bloscdec, schema  # noqa: E402
+from clipstore.migrate import migrate  # noqa: E402
 from clipstore.reader import StoreDataset  # noqa: E402
 from tests._synthetic import synthetic_store  # noqa: E402
 
@@ -46,20 +48,31 @@ SELECTIONS = {            # name -> (masked, subsample n or None = all libraries
     "subsample10": (False, 10), "subsample5": (False, 5), "masked_all": (True, None),
     "masked_subsample5": (True, 5),
 }
+LAYOUTS = (4, 5)
 
 
-def make(path: Path, n_loci: int, n_ind: int, reps: int, reuse: bool) -> str:
-    if reuse and path.exists():
-        try:
-            ds = StoreDataset.open(str(path))
-            if ds.info.schema_version == schema.SCHEMA_VERSION and len(ds.loci) == n_loci:
-                return str(path)
-        except Exception:
-            pass
-    shutil.rmtree(path, ignore_errors=True)
-    return synthetic_store(str(path), n_loci=n_loci, n_individuals=n_ind, replicates=reps,
-                           input_length=L_IN, max_jitter=JIT, output_length=L_OUT,
-                           shard_loci=128, seed=0, distinct_shards=4, signal_dtype="uint16")
+def _ok(path: Path, n_loci: int, version: int) -> bool:
+    try:
+        ds = StoreDataset.open(str(path))
+    except Exception:
+        return False
+    return ds.info.schema_version == version and len(ds.loci) == n_loci
+
+
+def make(path: Path, n_loci: int, n_ind: int, reps: int, reuse: bool) -> dict[int, str]:
+    """{4: schema-4 store, 5: its migration}; reused when `reuse` finds complete ones."""
+    v5 = path.with_name(path.stem + "_v5.zarr")
+    if not (reuse and _ok(path, n_loci, 4)):
+        shutil.rmtree(path, ignore_errors=True)
+        synthetic_store(str(path), n_loci=n_loci, n_individuals=n_ind, replicates=reps,
+                        input_length=L_IN, max_jitter=JIT, output_length=L_OUT,
+                        shard_loci=128, seed=0, distinct_shards=4, signal_dtype="uint16",
+                        schema_version=4)
+        shutil.rmtree(v5, ignore_errors=True)
+    if not (reuse and _ok(v5, n_loci, 5)):
+        shutil.rmtree(v5, ignore_errors=True)
+        migrate(str(path), str(v5))
+    return {4: str(path), 5: str(v5)}
 
 
 def time_selection(ds: StoreDataset, min_examples: int) -> dict:
@@ -89,85 +102,96 @@ def time_selection(ds: StoreDataset, min_examples: int) -> dict:
             "startup_s": startup}
 
 
-def cohort(name: str, url: str, fig: dict, min_examples: int) -> None:
-    base = StoreDataset.open(url).with_jitter(JIT).with_rc(True)
+def cohort(name: str, urls: dict[int, str], fig: dict, min_examples: int,
+           repeats: int) -> None:
+    bases = {v: StoreDataset.open(u).with_jitter(JIT).with_rc(True) for v, u in urls.items()}
+    base = bases[5]
     n_ind = len(np.unique(base.meta.library_individual))
     fig[f"{name}_libraries"], fig[f"{name}_individuals"] = len(base.libraries), n_ind
     fig[f"{name}_loci"] = len(base.loci)
     for sel, (masked, n) in SELECTIONS.items():
         if n is not None and n >= n_ind:
             continue
-        ds = base.masked(masked)
-        if n is not None:
-            ds = ds.subsample(n, seed=0)
-        got = time_selection(ds, min_examples)
-        for k, v in got.items():
-            fig[f"{name}_{sel}_{k}"] = v
-        print(f"  {name} {sel}: {got['cpu_us_per_example']:.1f} us/ex, "
-              f"{got['examples_per_s'] / 1e3:.0f} k ex/s, start-up {got['startup_s']:.2f} s",
-              flush=True)
-    for suffix, (a, b) in {"": ("subsample5", "all"),
-                           "_masked": ("masked_subsample5", "masked_all")}.items():
-        fig[f"subset5_over_full_cpu_{name}{suffix}"] = (
-            fig[f"{name}_{a}_cpu_us_per_example"] / fig[f"{name}_{b}_cpu_us_per_example"])
+        for v in LAYOUTS:
+            ds = bases[v].masked(masked)
+            if n is not None:
+                ds = ds.subsample(n, seed=0)
+            runs = [time_selection(ds, min_examples) for _ in range(repeats)]
+            got = {"cpu_us_per_example": min(r["cpu_us_per_example"] for r in runs),
+                   "examples_per_s": max(r["examples_per_s"] for r in runs),
+                   "startup_s": runs[0]["startup_s"]}       # a fresh reader's first batch
+            for k, val in got.items():
+                fig[f"{name}_v{v}_{sel}_{k}"] = val
+            print(f"  {name} schema {v} {sel}: {got['cpu_us_per_example']:.1f} us/ex, "
+                  f"{got['examples_per_s'] / 1e3:.0f} k ex/s, start-up {got['startup_s']:.2f} s",
+                  flush=True)
+    for v in LAYOUTS:
+        tag = "" if v == 5 else "_schema4"
+        for suffix, (a, b) in {"": ("subsample5", "all"),
+                               "_masked": ("masked_subsample5", "masked_all")}.items():
+            fig[f"subset5_over_full_cpu_{name}{suffix}{tag}"] = (
+                fig[f"{name}_v{v}_{a}_cpu_us_per_example"]
+                / fig[f"{name}_v{v}_{b}_cpu_us_per_example"])
+    for sel in ("all", "masked_all"):
+        fig[f"{name}_{sel}_cpu_v5_over_v4"] = (fig[f"{name}_v5_{sel}_cpu_us_per_example"]
+                                               / fig[f"{name}_v4_{sel}_cpu_us_per_example"])
+    fig[f"{name}_max_startup_s_v5"] = max(fig[k] for k in fig
+                                          if k.startswith(f"{name}_v5_") and k.endswith("startup_s"))
 
 
-def layout_options(name: str, url: str, fig: dict, picks: int = 5, rounds: int = 200) -> None:
-    """Bytes and decode CPU per row (one individual's sequence / library's signal at a locus)
-    for the whole-cohort chunk of today's layout and for row-addressable alternatives."""
-    import zarr
+def _bytes(url: str, array: str) -> int:
+    return sum(f.stat().st_size for f in (Path(url) / array / "c").rglob("*") if f.is_file())
+
+
+def store_bytes(name: str, urls: dict[int, str], fig: dict) -> None:
+    """Bytes on disk per sequence example (individual x locus), per signal example (library x
+    locus) and of the reference per locus, in each layout (chunk objects only)."""
+    ds = StoreDataset.open(urls[5])
+    n_loci, n_lib, n_ind = len(ds.loci), len(ds.libraries), ds.meta.n_individuals
+    for v, url in urls.items():
+        seq = schema.SEQUENCE_DELTA if v >= schema.ROWS_VERSION else schema.SEQUENCE
+        fig[f"{name}_v{v}_bytes_per_sequence_example"] = _bytes(url, seq) / (n_ind * n_loci)
+        fig[f"{name}_v{v}_bytes_per_signal_example"] = _bytes(url, schema.SIGNAL) / (n_lib * n_loci)
+        fig[f"{name}_v{v}_reference_bytes_per_locus"] = _bytes(url, schema.REFERENCE) / n_loci
+
+
+def codec_options(name: str, url: str, fig: dict, rows: int = 16, loci: int = 128) -> None:
+    """Bytes and decode CPU per row (one individual's / library's locus) of the blosc settings
+    schema 5 chose between, each row chunk of `block_loci` loci decoded into a cold pool the
+    way the reader does (so memory traffic is counted)."""
     from numcodecs import Blosc
 
-    lib = bloscdec._load_blosc2()
-    ctx = bloscdec._Context(lib)
-    dec, get = lib.blosc2_decompress_ctx, lib.blosc2_getitem_ctx
-    get.restype = ctypes.c_int
-    get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int,
-                    ctypes.c_int, ctypes.c_void_p, ctypes.c_int32]
+    import zarr
     root = zarr.open_group(url, mode="r")
-    rows = {"sequence": np.ascontiguousarray(root[schema.SEQUENCE][:, 0]),
-            "signal": np.ascontiguousarray(root[schema.SIGNAL][:, 0])}
-    for arr_name, a in rows.items():
-        out = np.empty_like(a)
-        rowbytes = a[0].nbytes
-        pick = np.linspace(0, len(a) - 1, picks).astype(int)
-        for label, bs in (("cohort_chunk", 2**20), ("row_blocks", rowbytes)):
-            frame = Blosc("zstd", 3, Blosc.BITSHUFFLE, blocksize=bs).encode(a)
-            base = ctypes.cast(ctypes.c_char_p(frame), ctypes.c_void_p).value
-            c = time.process_time()
-            for _ in range(rounds):
-                dec(ctx.ptr, base, len(frame), out.ctypes.data, out.nbytes)
-            full = (time.process_time() - c) / rounds / len(a) * 1e6
-            items = rowbytes // a.itemsize
-            c = time.process_time()
-            for _ in range(rounds):
-                for r in pick:
-                    get(ctx.ptr, base, len(frame), int(r) * items, items,
-                        out.ctypes.data + int(r) * rowbytes, rowbytes)
-            one = (time.process_time() - c) / rounds / picks * 1e6
-            key = f"layout_{name}_{arr_name}_{label}"
-            fig[f"{key}_bytes_per_row"] = len(frame) / len(a)
-            fig[f"{key}_decode_all_us_per_row"] = full
-            fig[f"{key}_decode_one_us_per_row"] = one
-    # sequence as 2 x reference + the rows' values at variant sites (sites: any row differs)
-    seq = rows["sequence"]
-    ref2 = 2 * np.ascontiguousarray(root[schema.REFERENCE][0])
-    sites = np.flatnonzero((seq != ref2[None]).any(axis=(0, 2)))
-    values = np.ascontiguousarray(seq[:, sites])
-    frame = Blosc("zstd", 3, Blosc.BITSHUFFLE, blocksize=2**20).encode(values)
-    buf = np.empty_like(values)
-    out = np.empty((picks,) + seq.shape[1:], seq.dtype)
-    pick = np.linspace(0, len(seq) - 1, picks).astype(int)
-    c = time.process_time()
-    for _ in range(rounds):
-        bloscdec.decoder()[1](frame, buf)
-        out[:] = ref2
-        out[:, sites] = buf[pick]
-    fig[f"layout_{name}_sequence_sites_n"] = len(sites)
-    fig[f"layout_{name}_sequence_sites_bytes_per_row"] = (len(frame) + 2 * len(sites)) / len(seq)
-    fig[f"layout_{name}_sequence_sites_decode_one_us_per_row"] = (
-        (time.process_time() - c) / rounds / picks * 1e6)
-    assert np.array_equal(out, seq[pick])
+    B = schema.store_info(root).block_loci
+    dec = bloscdec.decoder()[1]
+    data = {"sequence_delta": root[schema.SEQUENCE_DELTA][:rows, :loci].view(np.uint8),
+            "signal": root[schema.SIGNAL][:rows, :loci]}
+    options = {"sequence_delta": {"noshuffle": ("zstd", Blosc.NOSHUFFLE),
+                                  "bitshuffle": ("zstd", Blosc.BITSHUFFLE)},
+               "signal": {"shuffle": ("zstd", Blosc.SHUFFLE),
+                          "bitshuffle": ("zstd", Blosc.BITSHUFFLE),
+                          "noshuffle": ("zstd", Blosc.NOSHUFFLE),
+                          "lz4_shuffle": ("lz4", Blosc.SHUFFLE)}}
+    for arr, a in data.items():
+        for label, (cname, shuffle) in options[arr].items():
+            codec = Blosc(cname, 3 if cname == "zstd" else 5, shuffle, blocksize=2**20)
+            frames = [codec.encode(np.ascontiguousarray(a[r, b:b + B]))
+                      for r in range(rows) for b in range(0, loci, B)]
+            best = np.inf
+            for _ in range(7):           # the least of 7: a shared machine only adds
+                out = np.empty_like(a)
+                out.fill(0)     # fault the pages in, outside the timing
+                c, i = time.process_time(), 0
+                for r in range(rows):
+                    for b in range(0, loci, B):
+                        dec(frames[i], out[r, b:b + B])
+                        i += 1
+                best = min(best, time.process_time() - c)
+            assert np.array_equal(out, a)
+            key = f"codec_{name}_{arr}_{label}"
+            fig[f"{key}_bytes_per_row"] = sum(map(len, frames)) / (rows * loci)
+            fig[f"{key}_decode_us_per_row"] = best / (rows * loci) * 1e6
 
 
 def main() -> None:
@@ -176,18 +200,24 @@ def main() -> None:
     ap.add_argument("--large-loci", type=int, default=640)
     ap.add_argument("--min-examples", type=int, default=40_000,
                     help="timed examples per selection (at least two epochs)")
+    ap.add_argument("--repeats", type=int, default=2,
+                    help="timings per selection and layout; the least CPU per example is kept "
+                         "(others' load on a shared machine only ever adds)")
     ap.add_argument("--reuse", action="store_true")
     a = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    fig: dict = {"batch_size": BATCH, "min_examples": a.min_examples, "schema_version": schema.SCHEMA_VERSION,
-                 "decoder": bloscdec.decoder()[0], "load_average_1m_start": os.getloadavg()[0]}
+    fig: dict = {"batch_size": BATCH, "min_examples": a.min_examples, "repeats": a.repeats,
+                 "schema_version": schema.SCHEMA_VERSION, "layouts": "4 5",
+                 "block_loci": schema.DEFAULT_BLOCK_LOCI, "decoder": bloscdec.decoder()[0],
+                 "load_average_1m_start": os.getloadavg()[0]}
     stores = {"small": make(WORK / "subsets_small.zarr", a.small_loci, 58, 9, a.reuse),
               "large": make(WORK / "subsets_large.zarr", a.large_loci, 300, 0, a.reuse)}
-    for name, url in stores.items():
-        cohort(name, url, fig, a.min_examples)
-        layout_options(name, url, fig)
+    for name, urls in stores.items():
+        cohort(name, urls, fig, a.min_examples, a.repeats)
+        store_bytes(name, urls, fig)
+        codec_options(name, urls[5], fig)
     fig["load_average_1m_end"] = os.getloadavg()[0]
-    keys = [k for k in fig if k.startswith("subset5_over_full_cpu_")]
+    keys = [k for k in fig if k.startswith("subset5_over_full_cpu_") and not k.endswith("schema4")]
     fig["target_met"] = all(fig[k] <= 1.5 for k in keys)
     report("subsets", fig)
 

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 import zarr
 
-from . import build_cluster, schema
+from . import build_cluster, layout, schema
 from .config import BuildConfig, check_raw, load_config
 from .errors import InputError, OutputError
 from .fasta import contigs_of, open_fasta
@@ -185,9 +185,7 @@ def build_shard(p: Plan, i: int, url: str, storage_options: dict | None,
     root = zarr.open_group(url, mode="r+", zarr_format=3, storage_options=storage_options)
     sl = schema.shard_slice(i, p.n_loci, p.config.shard_loci)
     with writing(url), zarr.config.set({"codec_pipeline.batch_size": WRITE_BATCH_CHUNKS}):
-        root[schema.SEQUENCE][:, sl] = seq
-        root[schema.REFERENCE][sl] = ref
-        root[schema.SIGNAL][:, sl] = sig
+        layout.write_shard(root, sl, seq, ref, sig)
     if after_write is not None:
         after_write(i)
     return i, counts, checksums(seq, ref, sig)

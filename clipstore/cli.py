@@ -25,6 +25,7 @@ CORE = {
     "info": ("clipstore.build_cli:info", "Summarise a store: dims, folds, skipped counts, size."),
     "validate": ("clipstore.build_cli:validate", "Re-check a store against its input files."),
     "folds": ("clipstore.folds_cli:folds", "Re-choose a store's folds (chromosomes, BED, blocks)."),
+    "migrate": ("clipstore.migrate:command", "Rewrite an older store in the current layout (schema 5)."),
 }
 PLUGINS = "clipstore.commands"
 

@@ -53,13 +53,14 @@ def store_summary(url: str, storage_options: dict | None = None) -> dict[str, An
     root = schema.open_store(url, storage_options=storage_options, require_complete=False)
     info = schema.store_info(root)
     folds, counts = np.unique(root["fold"][:], return_counts=True)
-    dims = {"individual": root[schema.SEQUENCE].shape[0], "locus": root[schema.REFERENCE].shape[0],
+    dims = {"individual": root["individual_id"].shape[0], "locus": root[schema.REFERENCE].shape[0],
             "position": info.window, "signal_position": info.signal_window,
             "library": root[schema.SIGNAL].shape[0]}
     return {
         "store": url, "complete": info.complete, "reference_only": info.reference_only,
         "dims": dims, "input_length": info.input_length, "max_jitter": info.max_jitter,
         "output_length": info.output_length, "shard_loci": info.shard_loci,
+        "schema_version": info.schema_version, "block_loci": info.block_loci,
         "signal_dtype": info.signal_dtype,
         "folds": {int(f): int(n) for f, n in zip(folds, counts)},
         "fold_scheme": fold_scheme_line(root.attrs[schema.ATTRS_KEY]),
@@ -85,6 +86,9 @@ def format_summary(s: dict[str, Any]) -> str:
              f"{d['position']}  signal_position {d['signal_position']}  library {d['library']}",
              f"lengths      input {s['input_length']}  jitter ±{s['max_jitter']}  output "
              f"{s['output_length']}  shard {s['shard_loci']} loci  signal {s['signal_dtype']}",
+             f"layout       schema {s['schema_version']}, " + (
+                 f"row-major ({s['block_loci']}-locus chunks per individual / library)"
+                 if s["block_loci"] else "locus-major (`clipstore migrate` rewrites it)"),
              "folds        " + "  ".join(f"{f}:{n}" for f, n in s["folds"].items())
              + f"   ({s['fold_scheme']})",
              f"size         {s['size_bytes'] / 2**20:.2f} MiB",

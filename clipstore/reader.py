@@ -62,6 +62,17 @@ class _Meta:
     locus_id: np.ndarray
     fold: np.ndarray
     n_individuals: int
+    opened: dict = field(default_factory=dict, repr=False)   # name -> (zarr array, fast path?)
+
+    def array(self, name: str, rows: bool = False):
+        """(array, whether its fast path applies), opened once: opening a zarr array reads
+        and parses its metadata (~0.6 ms, measured), once per array per pool otherwise."""
+        got = self.opened.get(name)
+        if got is None:
+            arr = self.root[name]
+            got = self.opened[name] = (arr, blockio.rows_layout(arr) if rows
+                                       else blockio.fast_layout(arr))
+        return got
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,24 +221,49 @@ class StoreDataset:
         """Locus-major pools over the whole stored windows: seq (P, n_ind, W, 4) uint8 and
         sig (P, n_lib, SW, 2) in the store's signal dtype, decoded in place (no crop copy;
         `buffers` reused)."""
-        root = self.meta.root
+        if self.info.rows:
+            return self._read_rows(loci, individuals, buffers)
         W, SW, P = self.info.window, self.info.signal_window, len(loci)
         n_ind = 1 if self.is_masked else len(individuals)
         seq = _buffer(buffers, "seq", (P, n_ind, W, 4), np.uint8)
-        sig = _buffer(buffers, "sig", (P, len(self.libraries), SW, 2), root[schema.SIGNAL].dtype)
+        sig = _buffer(buffers, "sig", (P, len(self.libraries), SW, 2),
+                      self.meta.array(schema.SIGNAL)[0].dtype)
         all_ind = len(individuals) == self.meta.n_individuals and np.array_equal(
             individuals, np.arange(n_ind))
         all_lib = len(self.libraries) == len(self.meta.library_id) and np.array_equal(
             self.libraries, np.arange(len(self.libraries)))
         pool = _decode_pool()
         if self.is_masked:
-            _read(root[schema.REFERENCE], loci, seq[:, 0], None, pool)
+            _read(self.meta.array(schema.REFERENCE), loci, seq[:, 0], None, pool)
             seq *= 2
         else:
-            _read(root[schema.SEQUENCE], loci, seq, None if all_ind else individuals, pool)
-        _read(root[schema.SIGNAL], loci, sig, None if all_lib else self.libraries, pool,
+            _read(self.meta.array(schema.SEQUENCE), loci, seq, None if all_ind else individuals,
+                  pool)
+        _read(self.meta.array(schema.SIGNAL), loci, sig, None if all_lib else self.libraries, pool,
               missing_ok=True)   # pre-schema-4 stores skipped all-zero signal shards
         return seq, sig
+
+    def _read_rows(self, loci: np.ndarray, individuals: np.ndarray, buffers: dict | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Schema 5: the same pools as `_read_block`, as (locus, row) views of row-major
+        buffers, decoding only the selected individuals' and libraries' rows (each row's
+        `sequence_delta` plus 2 x the reference, which is read once per locus)."""
+        W, SW, P = self.info.window, self.info.signal_window, len(loci)
+        pool = _decode_pool()
+        ref = _buffer(buffers, "ref", (P, W, 4), np.uint8)
+        _read_rows(self.meta.array(schema.REFERENCE, True), None, loci, ref, pool)
+        ref *= 2
+        if self.is_masked:
+            seq = ref[:, None]
+        else:
+            rows = _buffer(buffers, "seq", (len(individuals), P, W, 4), np.uint8)
+            _read_rows(self.meta.array(schema.SEQUENCE_DELTA, True), individuals, loci, rows,
+                       pool, add=ref)
+            seq = rows.transpose(1, 0, 2, 3)
+        arr = self.meta.array(schema.SIGNAL, True)
+        sig = _buffer(buffers, "sig", (len(self.libraries), P, SW, 2), arr[0].dtype)
+        _read_rows(arr, self.libraries, loci, sig, pool)
+        return seq, sig.transpose(1, 0, 2, 3)
 
     def _blocks(self, *, shuffle: bool, seed: int, epoch: int, shard, pool_loci: int) -> list[Block]:
         return epoch_blocks(self.loci, len(self.libraries), shard_loci=self.info.shard_loci,
@@ -410,9 +446,10 @@ def _buffer(buffers: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
     return have[:size].reshape(shape)
 
 
-def _read(arr, loci, out, take, pool, missing_ok: bool = False) -> None:
+def _read(opened, loci, out, take, pool, missing_ok: bool = False) -> None:
     """Fill locus-major `out` from `arr` at `loci`: fast whole-shard path, else plain zarr."""
-    if blockio.fast_layout(arr):
+    arr, fast = opened
+    if fast:
         blockio.read_loci(arr, loci, out, take=take, pool=pool, missing_ok=missing_ok)
         return
     ldim = arr.metadata.dimension_names.index("locus")
@@ -420,6 +457,18 @@ def _read(arr, loci, out, take, pool, missing_ok: bool = False) -> None:
     idx[ldim] = loci
     a = np.moveaxis(arr.oindex[tuple(idx)], ldim, 0)
     out[:] = a if take is None else a[:, take]
+
+
+def _read_rows(opened, rows, loci, out, pool, add=None) -> None:
+    """Fill row-major `out` from a schema-5 row array: fast path, else plain zarr."""
+    arr, fast = opened
+    if fast:
+        blockio.read_rows(arr, rows, loci, out, pool=pool, add=add)
+        return
+    out[:] = (arr.oindex[np.asarray(loci)] if rows is None
+              else arr.oindex[np.asarray(rows), np.asarray(loci)])
+    if add is not None:
+        out += add[None]
 
 
 def _concat(parts: list[Batch]) -> Batch:

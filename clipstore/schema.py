@@ -19,9 +19,11 @@ measured), else float32.
 `signal_position` p is `position` p + `StoreInfo.signal_offset`; the coordinates `position` and
 `signal_position` hold both as bp offsets from the locus centre (so they line up in xarray).
 
-Chunks are locus-major: one chunk holds one locus for all individuals (or libraries), one shard
-holds `shard_loci` consecutive loci. The build writes whole shards only (dask partial-shard
-writes were measured to corrupt data), readers read whole loci.
+Chunks (schema 5) are row-major: one chunk holds `block_loci` loci of ONE individual
+(`sequence_delta`) or library (`signal`), one shard object that row's `shard_loci` loci, so a
+selection decodes only its own rows (issue 19); `reference` has `block_loci` loci per chunk. Schema
+2-4 stores are locus-major (one chunk = one locus of the whole cohort) and still read. The
+build writes whole shards only (dask partial-shard writes were measured to corrupt data).
 
 Integrity (schema 4): every inner chunk ends in a crc32c (zarr's `crc32c` codec) and every
 shard index in the crc32c zarr's sharding codec writes; fill values are ones no data holds
@@ -40,11 +42,17 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
 from .errors import IncompleteStoreError, InputError
 
-SCHEMA_VERSION = 4  # 2: signal over the signal window only (was the sequence window)
+SCHEMA_VERSION = 5  # 2: signal over the signal window only (was the sequence window)
 #                    3: signal may be uint16 (StoreInfo.signal_dtype); v2 stores read as float32
 #                    4: per-chunk crc32c, fill values no data holds (every chunk stored);
 #                       v2/v3 stores still read, without those checks
+#                    5: row-major (issue 19): sequence stored as `sequence_delta` (two-hot
+#                       minus 2 x reference, int8), it and signal chunked one individual /
+#                       library x `block_loci` loci, one shard object per row and locus shard
+#                       (clipstore/layout.py); v2-v4 stores still read with their old layout
 CHECKSUM_VERSION = 4  # first schema version whose chunks carry a crc32c and are all stored
+ROWS_VERSION = 5      # first schema version with the row-major layout
+DEFAULT_BLOCK_LOCI = 64   # loci per inner chunk of a row (set-up of one decode shared by them)
 MIN_SCHEMA_VERSION = 2
 ATTRS_KEY = "clipstore"  # root attribute holding the StoreInfo dict below
 
@@ -53,8 +61,10 @@ STRANDS = ("+", "-")
 
 # data variables
 SEQUENCE, REFERENCE, SIGNAL = "sequence", "reference", "signal"
+SEQUENCE_DELTA = "sequence_delta"   # schema >= 5: what is stored instead of `sequence`
 DIMS: dict[str, tuple[str, ...]] = {
     SEQUENCE: ("individual", "locus", "position", "base"),
+    SEQUENCE_DELTA: ("individual", "locus", "position", "base"),
     REFERENCE: ("locus", "position", "base"),
     SIGNAL: ("library", "locus", "signal_position", "strand"),
 }
@@ -91,17 +101,25 @@ DEFAULT_SHARD_LOCI = 128
 # counts are finite, so zarr never skips a chunk as "all fill" and a missing chunk or shard
 # can only mean damage. (65,535 is a legal uint16 count: a chunk of nothing else would be
 # skipped and read back exactly, but flagged as missing by the readers — never seen in data.)
-FILL = {"uint8": 255, "uint16": 65_535, "float32": float("nan")}
+FILL = {"uint8": 255, "int8": -128, "uint16": 65_535, "float32": float("nan")}
 
 
-def compressor() -> BloscCodec:
-    """blosc-zstd with bitshuffle: two-hot sequence costs ~15 B per (individual, locus) on disk.
+def compressor(shuffle: str = "bitshuffle") -> BloscCodec:
+    """blosc-zstd, bitshuffle by default: two-hot sequence costs ~15 B per (individual, locus)
+    on disk in the locus-major layout.
 
-    One blosc block per chunk (blocksize 1 MiB ≥ a locus chunk): zstd then sees all individuals
+    One blosc block per chunk (blocksize 1 MiB ≥ a chunk): zstd then sees all individuals
     of a locus together and stores the shared reference once. With blosc's automatic (smaller)
     blocks, each block re-encodes it: 33 vs 15 B per example on real 1000 Genomes chr22.
+    Schema 5 rows (bench/subsets.py, one 32-locus row chunk): `sequence_delta` without shuffle
+    (bitshuffle of 1-byte items costs 2.9 us per row to undo, noshuffle 0.33 us, and the
+    mostly-zero delta is smaller unshuffled: 401 vs 692 B), `signal` with byte shuffle (1.6 vs
+    2.6 us per row, 9.6 vs 12.3 kB: the high bytes of small uint16 counts are zero).
     """
-    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle", blocksize=2**20)
+    return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, blocksize=2**20)
+
+
+ROW_SHUFFLE = {"sequence_delta": "noshuffle", "signal": "shuffle", "reference": "bitshuffle"}
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,12 @@ class StoreInfo:
     build_config: Mapping[str, Any] | None = None
     clipstore_version: str | None = None
     signal_dtype: str = "float32"
+    block_loci: int = 0        # schema >= 5: loci per inner chunk of a row (0 before)
+
+    @property
+    def rows(self) -> bool:
+        """Row-major layout (schema >= 5): a selection decodes only its own rows."""
+        return self.schema_version >= ROWS_VERSION
 
     @property
     def window(self) -> int:
@@ -185,16 +209,16 @@ def window_slices(info: StoreInfo, input_length: int | None = None,
 
 
 def _create(group: zarr.Group, name: str, shape, dtype, dims, chunks=None, shards=None,
-            attributes=None, checked: bool = False) -> zarr.Array:
+            attributes=None, checked: bool = False, shuffle: str = "bitshuffle") -> zarr.Array:
     """`checked` (data arrays of a schema >= 4 store): crc32c after blosc in every inner chunk
     and a fill value no data holds. zarr verifies the crc on every read through it, the fast
     reader (`clipstore.blockio`) too."""
     kw: dict[str, Any] = {"fill_value": 0}
     if checked:
         kw = {"fill_value": FILL[np.dtype(dtype).name],
-              "compressors": [compressor(), Crc32cCodec()], "serializer": BytesCodec()}
+              "compressors": [compressor(shuffle), Crc32cCodec()], "serializer": BytesCodec()}
     else:
-        kw["compressors"] = [compressor()]
+        kw["compressors"] = [compressor(shuffle)]
     return group.create_array(
         name, shape=shape, dtype=dtype, chunks=chunks if chunks is not None else shape,
         shards=shards, dimension_names=list(dims), attributes=attributes or {}, **kw)
@@ -214,21 +238,33 @@ def create_store(url: str, *, n_loci: int, individuals: list[str], libraries: li
     if not MIN_SCHEMA_VERSION + 1 <= info.schema_version <= SCHEMA_VERSION:
         raise ValueError(f"cannot write schema version {info.schema_version}")
     checked = info.schema_version >= CHECKSUM_VERSION   # older layouts: tests and benches only
+    if info.rows:
+        from dataclasses import replace
+        info = replace(info, block_loci=block_loci(info.shard_loci, info.block_loci or None))
     root = zarr.open_group(url, mode="w" if overwrite else "w-", zarr_format=3,
                            storage_options=storage_options)
     W, SW, S = info.window, info.signal_window, info.shard_loci
     n_ind, n_lib = len(individuals), len(libraries)
     coords = " ".join(LOCUS_COORDS)
-    _create(root, SEQUENCE, (n_ind, n_loci, W, 4), DTYPES[SEQUENCE], DIMS[SEQUENCE],
-            chunks=(n_ind, 1, W, 4), shards=(n_ind, S, W, 4), checked=checked,
-            attributes={"coordinates": coords + " individual_id", "encoding": "two-hot ACGT"})
+    B = info.block_loci
+    if info.rows:
+        _create(root, SEQUENCE_DELTA, (n_ind, n_loci, W, 4), np.int8, DIMS[SEQUENCE_DELTA],
+                chunks=(1, B, W, 4), shards=(1, S, W, 4), checked=checked,
+                shuffle=ROW_SHUFFLE[SEQUENCE_DELTA], attributes={"coordinates": coords + " individual_id",
+                            "encoding": "two-hot ACGT minus 2 x reference (int8)"})
+    else:
+        _create(root, SEQUENCE, (n_ind, n_loci, W, 4), DTYPES[SEQUENCE], DIMS[SEQUENCE],
+                chunks=(n_ind, 1, W, 4), shards=(n_ind, S, W, 4), checked=checked,
+                attributes={"coordinates": coords + " individual_id", "encoding": "two-hot ACGT"})
     _create(root, REFERENCE, (n_loci, W, 4), DTYPES[REFERENCE], DIMS[REFERENCE],
-            chunks=(1, W, 4), shards=(S, W, 4), checked=checked,
+            chunks=(B if info.rows else 1, W, 4), shards=(S, W, 4), checked=checked,
             attributes={"coordinates": coords, "encoding": "one-hot ACGT"})
     if info.signal_dtype not in SIGNAL_DTYPES:
         raise InputError(f"signal_dtype must be one of {SIGNAL_DTYPES}, got {info.signal_dtype!r}")
     _create(root, SIGNAL, (n_lib, n_loci, SW, 2), np.dtype(info.signal_dtype), DIMS[SIGNAL],
-            chunks=(n_lib, 1, SW, 2), shards=(n_lib, S, SW, 2), checked=checked,
+            chunks=(1, B, SW, 2) if info.rows else (n_lib, 1, SW, 2),
+            shards=(1, S, SW, 2) if info.rows else (n_lib, S, SW, 2), checked=checked,
+            shuffle=ROW_SHUFFLE[SIGNAL] if info.rows else "bitshuffle",
             attributes={"coordinates": coords + " " + " ".join(LIBRARY_COORDS),
                         "units": "counts"})
     sizes = {"locus": n_loci, "individual": n_ind, "library": n_lib, "base": 4, "strand": 2,
@@ -245,6 +281,13 @@ def create_store(url: str, *, n_loci: int, individuals: list[str], libraries: li
     root["library_individual"][:] = np.asarray(library_individual, dtype=np.int32)
     root.attrs[ATTRS_KEY] = info.to_attrs()
     return root
+
+
+def block_loci(shard_loci: int, want: int | None = None) -> int:
+    """Loci per inner chunk of a row: the largest divisor of `shard_loci` up to `want`
+    (default `DEFAULT_BLOCK_LOCI`; zarr needs shards to be whole chunks)."""
+    want = min(want or DEFAULT_BLOCK_LOCI, shard_loci)
+    return max(d for d in range(1, want + 1) if shard_loci % d == 0)
 
 
 def n_shards(n_loci: int, shard_loci: int) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import schema
+from . import layout, schema
 from .build import PROGRESS_KEY, checksums, compute_shard, plan
 from .config import BuildConfig, load_config
 from .errors import InputError
@@ -31,12 +31,12 @@ def validate(url: str, inputs: str | BuildConfig | None = None, n: int = 200, se
     rep = ValidationReport()
     done = (root.attrs.get(PROGRESS_KEY) or {}).get("done", {})
     n_loci = root[schema.REFERENCE].shape[0]
+    sequence = layout.sequence(root)       # the two-hot cube, whatever the layout
     for i in range(schema.n_shards(n_loci, info.shard_loci)):
         sl = schema.shard_slice(i, n_loci, info.shard_loci)
         rep.shards_checked += 1
         try:
-            arrays = (root[schema.SEQUENCE][:, sl], root[schema.REFERENCE][sl],
-                      root[schema.SIGNAL][:, sl])
+            arrays = layout.read_shard(root, sl)
         except Exception as e:  # corrupt bytes fail in the codec: a finding, not a crash
             rep.problems.append(f"shard {i} (loci {sl.start}-{sl.stop - 1}): unreadable "
                                 f"({type(e).__name__}: {e})")
@@ -73,7 +73,7 @@ def validate(url: str, inputs: str | BuildConfig | None = None, n: int = 200, se
         seq, ref, sig, _ = cache[s]
         k = locus - s * info.shard_loci
         ind = int(lib_ind[lib])
-        if not np.array_equal(root[schema.SEQUENCE][ind, locus], seq[ind, k]):
+        if not np.array_equal(sequence[ind, locus], seq[ind, k]):
             rep.problems.append(f"sequence of individual {ind} at locus {locus} differs from inputs")
         if not np.array_equal(root[schema.REFERENCE][locus], ref[k]):
             rep.problems.append(f"reference at locus {locus} differs from inputs")

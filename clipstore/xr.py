@@ -8,6 +8,9 @@ Integrity: zarr checks each chunk's and shard index's crc32c on every read, and 
 `array.read_missing_chunks = False`, so a deleted shard raises `zarr.errors.ChunkNotFoundError`
 naming it instead of reading as zeros. These errors are zarr's own (raised when dask computes),
 so unlike `StoreDataset`'s they do not name the locus.
+
+Schema 5 stores the sequence as `sequence_delta`; `open` shows the two-hot `sequence` cube
+computed from it and the reference (same values, same dims), not the stored delta.
 """
 from __future__ import annotations
 
@@ -35,4 +38,16 @@ def open(url: str, *, storage_options: dict | None = None, require_complete: boo
                           chunks=chunks, zarr_format=3)
     coords = [c for c in schema.ALL_COORDS if c in ds.data_vars]
     ds = ds.set_coords(coords)
+    if info.rows:
+        ds = _two_hot(ds)
     return ds
+
+
+def _two_hot(ds: xr.Dataset) -> xr.Dataset:
+    """Schema 5 stores `sequence_delta` (two-hot - 2 x reference, int8): show the same
+    (individual, locus, position, base) uint8 cube as before, computed lazily by dask
+    (uint8 arithmetic wraps: -2 read as 254, plus 2, is 0)."""
+    d = ds[schema.SEQUENCE_DELTA]
+    seq = (d.astype("uint8") + 2 * ds[schema.REFERENCE]).transpose(*schema.DIMS[schema.SEQUENCE])
+    seq.attrs = {**d.attrs, "encoding": "two-hot ACGT"}
+    return ds.drop_vars(schema.SEQUENCE_DELTA).assign({schema.SEQUENCE: seq})

@@ -188,7 +188,7 @@ def bigwig_window(path: str, chrom: str, start: int, end: int) -> np.ndarray:
         return np.abs(np.nan_to_num(np.array(bw.values(chrom, start, end)), nan=0.0))
 
 
-STORE_ARRAYS = (schema.SEQUENCE, schema.REFERENCE, schema.SIGNAL, "locus_id", "chrom", "start",
+STORE_ARRAYS = (schema.SEQUENCE_DELTA, schema.REFERENCE, schema.SIGNAL, "locus_id", "chrom", "start",
                 "end", "centre", "fold", "library_id", "library_individual", "total_counts",
                 "individual_id")
 

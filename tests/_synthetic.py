@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clipstore import schema
+from clipstore import layout, schema
 
 
 def synthetic_store(url: str, *, n_loci: int = 300, n_individuals: int = 6,
@@ -15,7 +15,8 @@ def synthetic_store(url: str, *, n_loci: int = 300, n_individuals: int = 6,
                     output_length: int = 50, shard_loci: int = 32, seed: int = 0,
                     reference_only: bool = False, variant_rate: float = 1e-3,
                     storage_options: dict | None = None, distinct_shards: int | None = None,
-                    complete: bool = True, signal_dtype: str = "float32") -> str:
+                    complete: bool = True, signal_dtype: str = "float32",
+                    schema_version: int = schema.SCHEMA_VERSION) -> str:
     """Write a complete store; the first `replicates` individuals get a second library.
 
     `distinct_shards` (bench only) generates that many shards of random data and reuses them
@@ -24,7 +25,8 @@ def synthetic_store(url: str, *, n_loci: int = 300, n_individuals: int = 6,
     rng = np.random.default_rng(seed)
     info = schema.StoreInfo(input_length=input_length, max_jitter=max_jitter,
                             output_length=output_length, shard_loci=shard_loci,
-                            reference_only=reference_only, signal_dtype=signal_dtype)
+                            reference_only=reference_only, signal_dtype=signal_dtype,
+                            schema_version=schema_version)
     if reference_only:
         n_individuals, replicates = 1, 0
     individuals = [f"ind{i:03d}" for i in range(n_individuals)]
@@ -65,9 +67,7 @@ def synthetic_store(url: str, *, n_loci: int = 300, n_individuals: int = 6,
             r = s // max(distinct_shards or 1, 1)
             seq = np.roll(seq, r, axis=0)
             sig = np.roll(sig, r, axis=0)
-        root[schema.REFERENCE][sl] = ref[:n]
-        root[schema.SEQUENCE][:, sl] = seq[:, :n]
-        root[schema.SIGNAL][:, sl] = sig[:, :n]
+        layout.write_shard(root, sl, seq[:, :n], ref[:n], sig[:, :n])
     root["total_counts"][:] = rng.uniform(1e6, 3e7, n_lib)
     if complete:
         schema.mark_complete(root)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
+from clipstore import layout
+
 from tests._synthetic import synthetic_store
 
 TINY = {"conv_filters": [8, 8], "filters": 8, "n_dilated": 2}
@@ -23,7 +25,7 @@ def learnable_store(url: str, *, n_loci: int = 320, n_individuals: int = 4, repl
     a = root.attrs["clipstore"]                     # signal covers output + 2 x jitter, centred
     off = (a["input_length"] - a["output_length"]) // 2
     sw = a["output_length"] + 2 * a["max_jitter"]
-    seq = root["sequence"][:, :, off:off + sw]      # (ind, locus, SW, 4)
+    seq = layout.sequence(root)[:, :, off:off + sw]      # (ind, locus, SW, 4)
     lib_ind = root["library_individual"][:]
     plus = 3.0 * seq[..., 2].astype(np.float32)     # G (count 2 when homozygous)
     minus = 3.0 * seq[..., 1].astype(np.float32)    # C

@@ -21,7 +21,7 @@ import xarray as xr
 import yaml
 import zarr
 
-from clipstore import schema
+from clipstore import layout, schema
 from clipstore.build import build
 from clipstore.encoding import one_hot, two_hot
 from clipstore.errors import InputError
@@ -42,7 +42,7 @@ def check_against_inputs(url: str, cfg_path: Path, reference: str, vcf: str | No
                          bw_chrom=lambda c: c, libraries=None) -> None:
     """Every position of every individual, reference and library vs the independent oracles."""
     root = zarr.open_group(url, mode="r")
-    seq, ref, sig = root["sequence"][:], root["reference"][:], root["signal"][:]
+    seq, ref, sig = layout.sequence(root)[:], root["reference"][:], root["signal"][:]
     chrom, start, end = root["chrom"][:], root["start"][:], root["end"][:]
     centre = root["centre"][:]
     a = root.attrs["clipstore"]
@@ -127,9 +127,11 @@ def test_locus_ids_map_back_to_peak_records_and_windows_are_centred(cohort, buil
 
 def test_opens_with_xarray_and_readers_accept_it(built):
     url, _ = built
-    ds = xr.open_zarr(url)
-    assert ds["sequence"].dims == schema.DIMS[schema.SEQUENCE]
+    ds = xr.open_zarr(url)          # plain xarray shows what is stored: the delta (schema 5)
+    assert ds["sequence_delta"].dims == schema.DIMS[schema.SEQUENCE]
     assert ds.sizes["locus"] == 80 and ds.sizes["library"] == 5
+    import clipstore
+    assert clipstore.open(url)["sequence"].dims == schema.DIMS[schema.SEQUENCE]
     schema.open_store(url)  # complete
 
 
@@ -140,7 +142,8 @@ def test_reference_only_store_is_twice_the_one_hot(tmp_path):
     root = zarr.open_group(out, mode="r")
     assert list(root["individual_id"][:]) == ["reference"]
     assert set(root["library_individual"][:]) == {0}
-    np.testing.assert_array_equal(root["sequence"][0], 2 * root["reference"][:])
+    np.testing.assert_array_equal(layout.sequence(root)[0], 2 * root["reference"][:])
+    assert not root["sequence_delta"][:].any()      # schema 5: the reference is stored once
     assert schema.store_info(root).reference_only
 
 
@@ -313,7 +316,7 @@ def test_vcf_contig_in_header_without_records_gets_the_reference_quietly(tmp_pat
     assert not [w for w in caught if "no intervals" in str(w.message)]
     root = zarr.open_group(out, mode="r")
     on2 = root["chrom"][:] == "chr2"
-    seq = root["sequence"][:]
+    seq = layout.sequence(root)[:]
     twice_ref = np.broadcast_to(2 * root["reference"][:], seq.shape)
     assert on2.any() and (~on2).any()
     np.testing.assert_array_equal(seq[:, on2], twice_ref[:, on2])

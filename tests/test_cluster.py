@@ -75,10 +75,10 @@ def test_killed_driver_on_a_cluster_resumes_to_the_identical_store(cohort, built
         done_at_kill = (zarr.open_group(out, mode="r").attrs[PROGRESS_KEY])["done"]
         assert 2 <= len(done_at_kill) < n
         assert not schema.store_info(zarr.open_group(out, mode="r")).complete
-        files = {f: f.stat().st_mtime_ns for f in Path(out, schema.SEQUENCE, "c").rglob("*")
-                 if f.is_file() and f.relative_to(Path(out, schema.SEQUENCE, "c")).parts[1]
-                 in done_at_kill}       # c/<individual>/<locus shard>/...: shards recorded done
-        assert len(files) == len(done_at_kill)
+        rows = Path(out, schema.SEQUENCE_DELTA, "c")  # c/<individual>/<locus shard>/...
+        files = {f: f.stat().st_mtime_ns for f in rows.rglob("*")
+                 if f.is_file() and f.relative_to(rows).parts[1] in done_at_kill}
+        assert {f.relative_to(rows).parts[1] for f in files} == set(done_at_kill)
         r = subprocess.run(build_cmd(cohort["config"], out, address), cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]

@@ -9,6 +9,7 @@ import zarr
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import pearsonr, spearmanr
 
+from clipstore import layout
 from evaluation import crossloci
 from evaluation.baseline import MotifPredictor
 from tests._synthetic import synthetic_store
@@ -73,7 +74,7 @@ def test_evaluate_store_reads_each_fold(tmp_path):
     preds = {int(f): MotifPredictor(100, 40, scale=1 + f) for f in folds}
     table = crossloci.evaluate_store(url, preds)
     assert list(table["fold"]) == sorted(int(f) for f in folds)
-    seq, sig = root["sequence"][:], root["signal"][:]
+    seq, sig = layout.sequence(root)[:], root["signal"][:]
     lib_ind = root["library_individual"][:]
     for f, row in zip(table["fold"], table.itertuples()):
         loci = np.flatnonzero(fold == f)

@@ -54,6 +54,8 @@ def test_used_and_skipped_are_shown_apart_each_with_its_reason(tmp_path, capsys)
     assert len(used) == 3 and any("unphased" in ln and "needs no phase" in ln for ln in used)
     assert all(":" in ln for ln in used + skipped)                  # each with its reason
     assert any(ln.split()[1] == "indels" and "only SNPs" in ln for ln in skipped)
+    assert s["schema_version"] == 5 and s["block_loci"] > 0
+    assert any(ln.startswith("layout") and "schema 5, row-major" in ln for ln in lines)
 
 
 def test_quiet_two_worker_build_prints_no_logging_lines(tmp_path):

@@ -19,10 +19,22 @@ from clipstore.reader import StoreDataset
 from tests._synthetic import synthetic_store
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> str:
+@pytest.fixture(scope="module", params=[4, 5], ids=["schema4", "schema5"])
+def base(tmp_path_factory, request) -> str:
+    """The same data in the locus-major (4) and row-major (5) layouts: every check holds on
+    both (schema 5: one shard object per row and locus shard, one 32-locus chunk in each)."""
     return synthetic_store(str(tmp_path_factory.mktemp("integ") / "base.zarr"), n_loci=64,
-                           shard_loci=32, seed=3, signal_dtype="uint16")
+                           shard_loci=32, seed=3, signal_dtype="uint16",
+                           schema_version=request.param)
+
+
+def _version(url: str) -> int:
+    return schema.store_info(zarr.open_group(url, mode="r")).schema_version
+
+
+def _stored(url: str, array: str) -> str:
+    """The stored array holding `array`'s bytes (schema 5 stores sequence as its delta)."""
+    return schema.SEQUENCE_DELTA if array == "sequence" and _version(url) >= 5 else array
 
 
 def _delete(p: Path) -> None:
@@ -43,9 +55,13 @@ def _chunk_offset(blob: bytes, locus_in_shard: int, S: int = 32) -> int:
 
 
 def _flip(p: Path) -> None:
-    """One bit inside the blosc payload of locus 37's chunk (5th of shard 1)."""
+    """One bit inside the blosc payload of locus 37's chunk (5th of shard 1; schema-5 rows:
+    the one 32-locus chunk of the row's shard 1)."""
     blob = bytearray(p.read_bytes())
-    blob[_chunk_offset(bytes(blob), 5) + 40] ^= 0x04
+    store = next(q for q in p.parents if q.suffix == ".zarr")
+    rows = _version(str(store)) >= 5
+    off = _chunk_offset(bytes(blob), 0, 1) if rows else _chunk_offset(bytes(blob), 5)
+    blob[off + 40] ^= 0x04
     p.write_bytes(bytes(blob))
 
 
@@ -58,7 +74,7 @@ def _damaged(base: str, tmp_path: Path, array: str, how: str) -> str:
     url = str(tmp_path / "d.zarr")
     shutil.copytree(base, url)
     shard = {"sequence": "0/1/0/0", "signal": "0/1/0/0", "reference": "1/0/0"}[array]
-    DAMAGE[how][0](Path(url) / array / "c" / shard)
+    DAMAGE[how][0](Path(url) / _stored(url, array) / "c" / shard)
     return url
 
 
@@ -70,8 +86,9 @@ def test_fast_reader_names_the_damage(base, tmp_path, array, how):
     with pytest.raises(InputError, match=DAMAGE[how][1]) as e:
         list(ds.batches(64, shuffle=False))
     msg = str(e.value)
-    locus = 37 if how == "bit flip" else 32
-    assert f"{array}/c/" in msg and f"locus {locus}" in msg and "rebuild" in msg
+    rows = _version(url) >= 5
+    locus = 37 if how == "bit flip" and not rows else 32   # schema 5: a chunk of loci 32-63
+    assert f"{_stored(url, array)}/c/" in msg and f"locus {locus}" in msg and "rebuild" in msg
     # the undamaged shard still reads
     assert len(list(StoreDataset.open(url).with_loci(np.arange(32)).batches(64))) == 4
 
@@ -86,7 +103,7 @@ def test_xarray_path_refuses_damage(base, tmp_path, how):
 
 
 def test_every_chunk_is_stored_even_all_zero(tmp_path):
-    """Schema 4 fill values are ones no data holds, so an all-zero signal shard is stored (a
+    """Schema 4-5 fill values are ones no data holds, so an all-zero signal shard is stored (a
     missing one can only be damage) and reads back as zeros through both readers."""
     url = synthetic_store(str(tmp_path / "z.zarr"), n_loci=64, shard_loci=32)
     root = zarr.open_group(url, mode="r+")
@@ -99,7 +116,7 @@ def test_every_chunk_is_stored_even_all_zero(tmp_path):
 
 def test_schema3_store_still_reads_with_its_old_semantics(tmp_path, monkeypatch):
     """Read support for the older layout (no chunk crc, zero chunks not stored): the same
-    examples as a schema-4 store of the same data; its missing signal shard reads as zeros,
+    examples as a schema-5 store of the same data; its missing signal shard reads as zeros,
     a missing sequence shard is still damage."""
     new = synthetic_store(str(tmp_path / "v4.zarr"), n_loci=64, shard_loci=32, seed=5)
     old = str(tmp_path / "v3.zarr")
@@ -150,5 +167,5 @@ def _write_schema3(url: str, seed: int, monkeypatch) -> None:
 
 
 def _has_crc(url: str) -> bool:
-    codecs = zarr.open_group(url, mode="r")[schema.SEQUENCE].metadata.codecs[0].codecs
+    codecs = zarr.open_group(url, mode="r")[_stored(url, "sequence")].metadata.codecs[0].codecs
     return any(type(c).__name__ == "Crc32cCodec" for c in codecs)

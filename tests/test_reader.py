@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-from clipstore import encoding, schema
+from clipstore import encoding, layout, schema
 from clipstore.errors import IncompleteStoreError, InputError
 from clipstore.folds import split_folds
 from clipstore.reader import StoreDataset
@@ -31,7 +31,7 @@ def oracle(url: str, b, ds: StoreDataset) -> None:
     a = root.attrs["clipstore"]
     Li, Lo, J = a["input_length"], a["output_length"], a["max_jitter"]
     W, SW = Li + 2 * J, Lo + 2 * J
-    assert root[schema.SIGNAL].shape[2] == SW and root[schema.SEQUENCE].shape[2] == W
+    assert root[schema.SIGNAL].shape[2] == SW and layout.sequence(root).shape[2] == W
     start, centre = root["start"][:], root["centre"][:]
     sig0 = start + (Li - Lo) // 2                   # genomic start of the signal window
     np.testing.assert_array_equal(root["signal_position"][:],
@@ -48,7 +48,7 @@ def oracle(url: str, b, ds: StoreDataset) -> None:
         if ds.is_masked:
             x = 2 * root[schema.REFERENCE][loc, s:s + L]
         else:
-            x = root[schema.SEQUENCE][lib_ind[lib], loc, s:s + L]
+            x = layout.sequence(root)[lib_ind[lib], loc, s:s + L]
         y = root[schema.SIGNAL][lib, loc, o:o + O].astype(np.float32)
         if b.rc[i]:
             x, y = encoding.reverse_complement(x), encoding.reverse_complement_track(y)
@@ -272,17 +272,21 @@ def test_abandoned_iterator_does_not_hang_interpreter_exit(small):
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
-def test_a_damaged_chunk_is_named_not_decoded_into_garbage(tmp_path):
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_damaged_chunk_is_named_not_decoded_into_garbage(tmp_path, version):
     """Zeroing one locus chunk's Blosc header inside a shard: the read fails with the shard's
-    path, the array and the locus."""
-    url = synthetic_store(str(tmp_path / "s.zarr"), n_loci=64, shard_loci=32, seed=3)
+    path, the array and the locus (schema 5: and the library of the row)."""
+    url = synthetic_store(str(tmp_path / "s.zarr"), n_loci=64, shard_loci=32, seed=3,
+                          schema_version=version)
     shard = tmp_path / "s.zarr" / "signal" / "c" / "0" / "1" / "0" / "0"   # loci 32-63
     blob = bytearray(shard.read_bytes())
-    index = np.frombuffer(bytes(blob), "<u8", count=64, offset=len(blob) - 16 * 32 - 4)
-    off = int(index.reshape(32, 2)[5, 0])                                   # locus 37
+    n = 32 if version == 4 else 1              # index entries: per locus / per 32-locus block
+    index = np.frombuffer(bytes(blob), "<u8", count=2 * n, offset=len(blob) - 16 * n - 4)
+    off = int(index.reshape(n, 2)[5 if version == 4 else 0, 0])           # holds locus 37
     blob[off:off + 16] = bytes(16)
     shard.write_bytes(bytes(blob))
     ds = StoreDataset.open(url).with_loci([37])
-    with pytest.raises(InputError, match="signal chunk of locus 37") as e:
+    what = "signal chunk of locus 37" if version == 4 else "signal chunk of library 0 at locus 37"
+    with pytest.raises(InputError, match=what) as e:
         list(ds.batches(8))
     assert "signal/c/0/1/0/0" in str(e.value) and "rebuild" in str(e.value)

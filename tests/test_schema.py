@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from clipstore import schema
+from clipstore import layout, schema
 from clipstore.errors import IncompleteStoreError, InputError
 
 
@@ -17,14 +17,18 @@ def _store(tmp_path):
 
 def test_layout_opens_in_xarray_with_no_help(tmp_path):
     root = _store(tmp_path)
-    assert root["sequence"].shards == (2, 4, 30, 4) and root["sequence"].chunks == (2, 1, 30, 4)
+    # schema 5: one shard object per individual / library and 4-locus shard, chunks of
+    # block_loci = 4 loci (the largest divisor of shard_loci up to 32)
+    d = root["sequence_delta"]
+    assert d.shards == (1, 4, 30, 4) and d.chunks == (1, 4, 30, 4) and d.dtype == np.int8
     # signal covers output 10 + 2 x jitter 5 only, not the 30 bp sequence window
-    assert root["signal"].shards == (3, 4, 20, 2) and root["signal"].chunks == (3, 1, 20, 2)
+    assert root["signal"].shards == (1, 4, 20, 2) and root["signal"].chunks == (1, 4, 20, 2)
+    assert "sequence" not in root and schema.store_info(root).block_loci == 4
     schema.mark_complete(root)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
-    assert ds["sequence"].dims == schema.DIMS["sequence"]
+    assert ds["sequence_delta"].dims == schema.DIMS["sequence"]
     assert ds["signal"].dims == ("library", "locus", "signal_position", "strand")
     # both position coordinates are bp from the centre (start + 15): they line up by label
     assert list(ds["position"].values) == list(range(-15, 15))
@@ -34,7 +38,8 @@ def test_layout_opens_in_xarray_with_no_help(tmp_path):
     for v in ds.variables.values():
         assert v.dtype != object or v.name in schema.ALL_COORDS  # strings decode to str in memory
     for name in schema.DIMS:
-        assert root[name].dtype != np.dtype(object)
+        if name != schema.SEQUENCE:               # schema 5 stores sequence_delta instead
+            assert root[name].dtype != np.dtype(object)
 
 
 def test_incomplete_store_is_refused(tmp_path):
@@ -94,7 +99,7 @@ def test_window_slices_are_what_the_reader_serves(tmp_path):
     for i in range(len(b)):
         lib, loc = int(b.library[i]), int(b.locus[i])
         ind = int(root["library_individual"][lib])
-        np.testing.assert_array_equal(b.x[i], root["sequence"][ind, loc, xs])
+        np.testing.assert_array_equal(b.x[i], layout.sequence(root)[ind, loc, xs])
         np.testing.assert_array_equal(b.profile[i][:6], root["signal"][lib, loc, ys, 0])
     xs2, ys2 = schema.window_slices(info, 20, 6, shift=-3)
     assert xs2.start == xs.start - 3 and ys2.start == ys.start - 3

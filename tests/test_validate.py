@@ -35,10 +35,9 @@ def test_a_changed_byte_in_a_shard_is_caught(built, tmp_path, capsys):
     bad = str(tmp_path / "bad.zarr")
     shutil.copytree(out, bad)
     root = zarr.open_group(bad, mode="r+")
-    seq = root["sequence"][:, 4:8]
-    seq[1, 2, 17] = [0, 0, 0, 2]
-    seq[1, 2, 18] = [2, 0, 0, 0]
-    root["sequence"][:, 4:8] = seq          # whole shard 1 rewritten, one base changed
+    d = root["sequence_delta"][:, 4:8]      # schema 5: two-hot - 2 x reference
+    d[1, 2, 17] = [1, 0, 0, 1]              # one het SNP more at one position
+    root["sequence_delta"][:, 4:8] = d      # whole shard 1 rewritten, one base changed
     rep = validate(bad)
     assert not rep.ok and rep.problems == ["shard 1 (loci 4-7): checksum mismatch"]
     with pytest.raises(SystemExit) as e:
