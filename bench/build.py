@@ -173,7 +173,7 @@ def main() -> None:
         "repeats": a.repeats,
         "load_average_before_1_worker": one["load"], "load_average_before_2_workers": two["load"],
         "peak_rss_mb": one["rss"] / 1e6,
-        "bytes_per_sequence_example": du(store / "sequence") / n_seq,
+        "bytes_per_sequence_example": (du(store / "sequence") + du(store / "sequence_delta")) / n_seq,
         "bytes_per_signal_example": du(store / "signal") / n_sig,
         "bytes_per_reference_locus": du(store / "reference") / one["n_loci"],
         **real_chr22(work),

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.common import WORK, open_genvarloader, peak_rss_mb, report, simulated_cohort  # noqa: E402
-from clipstore import bloscdec, encoding, schema  # noqa: E402
+from clipstore import bloscdec, encoding, layout, schema  # noqa: E402
 from clipstore.reader import DEFAULT_POOL_LOCI, StoreDataset, _windows  # noqa: E402
 from tests._synthetic import synthetic_store  # noqa: E402
 
@@ -99,7 +99,7 @@ def schema3_copy(store: str, reuse: bool = False) -> str:
     for i in range(schema.n_shards(n, info.shard_loci)):
         sl = schema.shard_slice(i, n, info.shard_loci)
         dst[schema.REFERENCE][sl] = src[schema.REFERENCE][sl]
-        dst[schema.SEQUENCE][:, sl] = src[schema.SEQUENCE][:, sl]
+        dst[schema.SEQUENCE][:, sl] = layout.sequence(src)[:, sl]
         dst[schema.SIGNAL][:, sl] = src[schema.SIGNAL][:, sl]
     schema.mark_complete(dst)
     return out

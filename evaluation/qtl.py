@@ -36,6 +36,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from clipstore import layout
 from clipstore.errors import InputError
 from clipstore.schema import store_info, window_starts
 
@@ -188,7 +189,7 @@ def locate(qtls: pd.DataFrame, root) -> pd.DataFrame:
 def genotypes_from_store(root, located: pd.DataFrame) -> np.ndarray:
     """(n_qtl, n_individuals) alt dosage from the two-hot sequences; NaN where the individual
     carries neither a clean ref/alt pair (another allele or N)."""
-    seq = root["sequence"]
+    seq = layout.sequence(root)
     n_ind = seq.shape[0]
     out = np.full((len(located), n_ind), np.nan)
     for j, (locus, off, r, a) in enumerate(zip(located["locus"], located["offset"],
@@ -276,7 +277,7 @@ def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bo
             x = np.asarray(root["reference"][int(locus), i0:i0 + L, :])[None] * np.uint8(2)
             x = np.repeat(x, root["individual_id"].shape[0], 0)
         else:
-            x = np.asarray(root["sequence"][:, int(locus), i0:i0 + L, :])
+            x = layout.sequence(root)[:, int(locus), i0:i0 + L]
         out[int(locus)] = tracks(*predict(predictor, x, batch_size))
     return out
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import zarr
 
+from clipstore import layout
 from clipstore.errors import InputError
 from evaluation import qtl
 from evaluation.baseline import MotifPredictor
@@ -32,7 +33,7 @@ def qtl_store(tmp_path_factory):
                           replicates=2, input_length=L, max_jitter=10, output_length=O,
                           shard_loci=16, variant_rate=0, seed=3)
     root = zarr.open_group(url, mode="r+")
-    seq, ref = root["sequence"][:], root["reference"][:]
+    seq, ref = layout.sequence(root)[:], root["reference"][:]
     rng = np.random.default_rng(0)
     rows = []
     for locus in range(40):
@@ -48,14 +49,14 @@ def qtl_store(tmp_path_factory):
                      "pos": int(root["start"][locus]) + off + 1, "ref": "ACGT"[b], "alt": "ACGT"[a],
                      "locus_id": str(root["locus_id"][locus]) if locus % 4 else None,
                      "kind": "ti" if locus % 2 else "di", "effect": 0.0})
-    root["sequence"][:] = seq
+    layout.sequence(root)[:] = seq
     rows.append({**rows[0], "variant_id": "nowhere", "pos": 10**9, "locus_id": None})
     return url, pd.DataFrame(rows)
 
 
 def _expected(url, row, predictor):
     root = zarr.open_group(url, mode="r")
-    seq = root["sequence"][:, row.locus]
+    seq = layout.sequence(root)[:, row.locus]
     sig = root["signal"][:, row.locus].astype(float)
     off = row.pos - 1 - root["start"][row.locus]
     b, a = "ACGT".index(row.ref), "ACGT".index(row.alt)
