@@ -65,9 +65,9 @@ def collect(folders: list[Path]) -> dict:
     out["machine"] = first["machine"] if first else ""
     out["date"] = max((r["date"] for r in runs.values()), default="")
     out["commit"] = _commit()
-    out["note"] = ("wall minutes were measured on a 2-core machine shared with other jobs "
-                   "(load average 8-17 during the recorded run): they over-state a quiet machine's time; CPU minutes "
-                   "(this process and its finished children) are the cost")
+    out["note"] = ("wall minutes were measured on a 2-core machine shared with other jobs (the "
+                   "README's demo section says which): they over-state a quiet machine's time; "
+                   "CPU minutes (this process and its finished children) are the cost")
     return out
 
 
