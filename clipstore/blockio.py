@@ -220,8 +220,11 @@ def read_rows(arr: zarr.Array, rows: np.ndarray | None, loci: np.ndarray, out: n
     loci (the per-call set-up shared by them). `out` is row-major (len(rows), P, ...). `add`
     (P, ...) is added in place right after each decode, while the rows are in cache (the
     sequence's 2 x reference). Every check of `read_loci` holds: object present, index crc32c
-    and bounds, every chunk stored, every chunk's crc32c.
+    and bounds, every chunk stored, every chunk's crc32c. `loci` must be ascending (the
+    reader's blocks are sorted): the plan below cuts them into runs per shard and chunk.
     """
+    if len(loci) > 1 and (np.diff(loci) < 0).any():
+        raise ValueError("read_rows needs loci in ascending order")
     if rows is None:
         if _row_dims(arr) != 0:
             raise ValueError("rows=None reads an array whose first dimension is locus")

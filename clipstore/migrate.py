@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import zlib
 
 import numpy as np
 import zarr
@@ -26,6 +25,7 @@ import zarr
 from . import layout, schema
 from .build import PROGRESS_KEY, writing
 from .errors import InputError
+from .shard import checksums
 
 MIGRATE_KEY = "clipstore_migrate"
 
@@ -46,16 +46,13 @@ def migrate(src: str, out: str | None = None, *, storage_options: dict | None = 
     record = dict(dst.attrs[MIGRATE_KEY])
     done = set(record["done"])
     crcs = (root.attrs.get(PROGRESS_KEY) or {}).get("done", {})
-    seq_view = layout.sequence(root)
     for i in range(schema.n_shards(n_loci, info.shard_loci)):
         if i in done:
             continue
         sl = schema.shard_slice(i, n_loci, info.shard_loci)
-        seq, ref = seq_view[:, sl], root[schema.REFERENCE][sl]
-        sig = root[schema.SIGNAL][:, sl]
+        seq, ref, sig = layout.read_shard(root, sl)
         want = crcs.get(str(i), {}).get("crc32")
-        got = [zlib.crc32(np.ascontiguousarray(a).data) for a in (seq, ref, sig)]
-        if want is not None and list(want) != got:
+        if want is not None and list(want) != checksums(seq, ref, sig):
             raise InputError(f"shard {i} (loci {sl.start}-{sl.stop - 1}) does not match the "
                              "CRC32s its build recorded", file=src,
                              hint="the store is damaged: rebuild it from its inputs")

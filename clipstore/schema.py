@@ -119,7 +119,7 @@ def compressor(shuffle: str = "bitshuffle") -> BloscCodec:
     return BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, blocksize=2**20)
 
 
-ROW_SHUFFLE = {"sequence_delta": "noshuffle", "signal": "shuffle", "reference": "bitshuffle"}
+ROW_SHUFFLE = {SEQUENCE_DELTA: "noshuffle", SIGNAL: "shuffle"}   # reference: the default
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,21 @@ def test_schema5_layout_is_row_major(stores):
                 if p.is_file()]) == 10 * 3
 
 
+def test_read_rows_refuses_loci_out_of_order(stores):
+    """read_rows cuts the loci into runs per shard and chunk, so an unsorted request would
+    fill the wrong rows quietly: it is refused; the same loci sorted read as zarr reads them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    arr = zarr.open_group(stores["written"], mode="r")["signal"]
+    loci = np.array([3, 200, 130, 7])
+    out = np.empty((2, len(loci)) + arr.shape[2:], arr.dtype)
+    with ThreadPoolExecutor(2) as pool:
+        with pytest.raises(ValueError, match="ascending"):
+            blockio.read_rows(arr, np.array([0, 4]), loci, out, pool=pool)
+        blockio.read_rows(arr, np.array([0, 4]), np.sort(loci), out, pool=pool)
+    np.testing.assert_array_equal(out, arr.oindex[[0, 4], np.sort(loci)])
+
+
 def test_a_subset_reads_only_its_rows(stores, tmp_path):
     """Deleting the shard objects of every library and individual a subset does not use
     leaves it readable (it never opens them); the full cohort is then refused as damaged."""
