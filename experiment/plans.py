@@ -26,11 +26,14 @@ class Plan:
     validation_steps: int | None = None   # batches of the validation fold scored per epoch
                                           # (None: all of it)
     learning_rate: float = 1e-3
+    jitter: int | None = None             # training shifts (None: the store's max_jitter)
+    rc: bool = True                       # reverse-complement augmentation
     rpm: bool = True                      # train and score on reads per million
     quantity_scale: float | str = "auto"  # quantity head output scale (trainer.model): short
                                           # schedules cannot otherwise reach targets ~100s
     loss_lambda: float = 1 / 500          # weight of the quantity loss (CLIPNET: 1/500)
     build_workers: int = 2
+    train_workers: int = 2                # trainings side by side, one process each
     seeds: int = 3                        # training replicates (seeds) per compared condition:
                                           # each condition is their ensemble
     hidden_motifs: tuple[str, ...] = ("NRF1",)   # the mechanism regime's simulator knob
@@ -70,8 +73,9 @@ REGIMES: tuple[Regime, ...] = (
            "equal; the rule must not hold and the QTL-r gain's CI must cover 0, or the rule "
            "or the pipeline is wrong"),
     Regime("mechanism", True,
-           "the paper's mechanism: the hidden activator type (SimParams.hidden_motifs) is "
-           "carried broken by every reference site and restored by common alleles, so only "
+           "positive control, the paper's mechanism: every site of the hidden activator type "
+           "(SimParams.hidden_motifs) is carried broken in the reference, by the same base "
+           "at the same position, and restored by common alleles, so only "
            "personal genomes show sequences with its activity"),
 )
 
@@ -86,39 +90,41 @@ PLANS: dict[str, Plan] = {
         steps_per_epoch=3, patience=2, batch_size=32, seeds=2,
         notes="smoke run: numbers are not meaningful"),
     # the default: 3 cohorts x 2 conditions x 3 training seeds + 2 single subsampled runs,
-    # sized for <= 20 min on 2 quiet cores. Measured on earlier versions of this simulation
-    # (personalized model, folds 0-1 held out):
+    # sized for <= 20 min on 2 quiet cores, two trainings side by side (train_workers).
+    # Measured on earlier versions of this simulation (personalized model, folds 0-1 held out):
     # - CLIPNET's head dropout (0.3 on the quantity output itself) and lambda 1/500 learned no
     #   variant effect in 2,560 steps (QTL r -0.25, predicted genotype effects ~0.5 % where the
-    #   truth is ~30 %); dropout 0 and lambda 0.03 gave QTL r 0.17-0.36, tiQTL r vs truth ~0.5,
-    #   with profile r 0.73-0.80 (lambda 0.1 traded profile r down to 0.35).
-    # - batch 128 learned more per second than batch 32 (per-step overhead dominates on CPU).
+    #   truth is ~30 %); dropout 0 and lambda 0.03 gave QTL r 0.17-0.36, tiQTL r vs truth ~0.5.
     # - 2,000 loci rather than 1,000 doubles the QTLs scored (109 -> 237) for ~20 s more.
-    # Replication costs 4x the models (20 runs, was 5): each run is 12 epochs x 80 steps of 64
-    # examples (61,440 examples, as 40 x 128 were) and scores 16 validation batches per epoch.
-    # Measured on the mechanism cohort (personalized, one seed, 2 shared cores, this session):
-    # - 128 x 480 steps: val loss 0.87, profile r 0.43, predicted restoring effect 0.00 log2
-    #   (truth +2.3): the network had learned no variant effect yet;
-    # - 64 x 960 steps (the same examples): val loss 0.55 at about the same cost — smaller
-    #   batches learn more per example here; 32 x 960 steps cost about as much again (per-step
-    #   overhead dominates on CPU) and reached 0.71;
-    # - 64 x 1,920 steps: val loss 0.26, profile r 0.87, tiQTL r vs truth 0.75, and
-    #   128 x 1,920: 0.22, profile r 0.89, 0.73 — what the 20-minute budget cannot buy: each
-    #   doubling of the schedule doubles the demo (README "The demo").
+    # - smaller batches learn more per example: 64 x 960 steps reached val loss 0.55 where
+    #   128 x 480 reached 0.87 at about the same cost; per-step overhead dominates on CPU.
+    # Measured this version, on the mechanism cohort, one seed per condition (README "The demo"):
+    # - the dilated stack costs most of a step on CPU (2 threads: 80 ms with 6 dilated blocks,
+    #   50 with 2, 38 with none) and buys nothing visible at these lengths: with none, 960
+    #   steps reached profile r 0.65 (6 blocks, 960 steps: 0.61). The network here keeps
+    #   CLIPNET's two convolutions and heads and drops the dilated stack (`n_dilated` 0).
+    # - the quantity-loss weight decides whether variant effects are learned at all: at
+    #   lambda 0.03 the personalized network's QTL-r gain over the reference-trained one in the
+    #   mechanism cohort was -0.06 and +0.04 in two runs, at lambda 0.1 +0.22 and +0.03.
+    # - no jitter or RC augmentation overfits within two passes (train loss 0.35, validation
+    #   1.03, profile r 0.07): augmentation stays on.
+    # - each run is 8 epochs x 80 steps of 64 (two processes of one thread: ~40 s a model);
+    #   validation loss is still falling at the end (0.77 at 640 steps, 0.61 at 960): what
+    #   the 20-minute budget cannot buy.
     "default": Plan(
         name="default",
         sim=dict(n_individuals=20, replicates=4, n_loci=2000, input_length=500, max_jitter=100,
                  output_length=250, shard_loci=64, mpra_max=1500, depth=600.0),
-        model={"conv_filters": (32, 64), "filters": 32, "n_dilated": 6, "dropout": 0.0},
-        subsample_n=(2, 10), draws=1, ensemble=None, max_epochs=12,
-        steps_per_epoch=80, patience=12, batch_size=64, validation_steps=16,
-        learning_rate=5e-3, loss_lambda=0.03, seeds=3,
+        model={"conv_filters": (32, 64), "filters": 32, "n_dilated": 0, "dropout": 0.0},
+        subsample_n=(2, 10), draws=1, ensemble=None, max_epochs=8,
+        steps_per_epoch=80, patience=8, batch_size=64, validation_steps=12,
+        learning_rate=5e-3, loss_lambda=0.1, seeds=3,
         notes="each compared condition is an ensemble of 3 training seeds (replicate 1 of the "
-              "fold scheme: validation fold 1, test fold 0); shortened schedule: 12 epochs x "
-              "80 steps of 64 examples for every model, 16 validation batches per epoch, the "
-              "epoch with the lowest validation loss kept; the 'small' network without head dropout "
-              "and with quantity-loss "
-              "weight 0.03; subsampled runs are single runs (one seed, one draw)"),
+              "fold scheme: validation fold 1, test fold 0); shortened schedule: 8 epochs x "
+              "80 steps of 64 examples for every model, 12 validation batches per epoch, the "
+              "epoch with the lowest validation loss kept; CLIPNET's network without its dilated "
+              "stack or head dropout, quantity-loss weight 0.1; subsampled runs are single runs "
+              "(one seed, one draw)"),
     # the paper's schedule: 9-fold ensembles, 5 draws per n, CLIPNET-sized model (GPU)
     "full": Plan(
         name="full",
@@ -192,6 +198,6 @@ def train_config(plan: Plan, run: Run, store: str, out: Path, seed: int):
         max_epochs=plan.max_epochs,
         steps_per_epoch=plan.steps_per_epoch or None, patience=plan.patience,
         batch_size=plan.batch_size, validation_steps=plan.validation_steps,
-        learning_rate=plan.learning_rate, seed=seed,
+        learning_rate=plan.learning_rate, jitter=plan.jitter, rc=plan.rc, seed=seed,
         tensorboard=False, extra={"demo_run": run.name, "demo_plan": plan.name,
                                   "demo_regime": run.regime})

@@ -75,7 +75,8 @@ def regime_lines(res: dict, why: bool = False) -> list[str]:
         v = g["verdict"]
         gain = v["qtl_gain"]
         out.append(
-            f"{name} cohort: expected {'HOLDS' if g['expect_holds'] else 'DOES NOT HOLD'}"
+            f"{name} cohort: expected "
+            + g.get("expect", "HOLDS" if g["expect_holds"] else "DOES NOT HOLD")
             + (f" ({g['why']})" if why else "")
             + f"; observed {v['text'].split(':')[0]}, QTL-r gain "
             f"{_f(gain.get('delta'), True)} [95% CI {_f(gain.get('ci_low'), True)}, "

@@ -146,6 +146,23 @@ CONTROL_FAILED = {
     "null": "it found a gain in the null cohort, where no variant has an effect",
     "mechanism": "it missed the gain planted in the mechanism cohort (the positive control)",
 }
+# What each control must show. Both calibrate the rule's variant-effect test (the QTL-r gain),
+# the part of the claim a planted effect can check: in the mechanism cohort the
+# reference-trained network is *expected* to be worse across loci too (carriers' restored sites
+# are sequence it never saw), so cross-locus similarity is no part of the positive control.
+CONTROL_EXPECTS = {
+    "null": "no gain (the QTL-r gain's 95% CI covers 0)",
+    "mechanism": "a gain (the QTL-r gain's 95% CI above 0)",
+}
+
+
+def control_ok(name: str, v: dict) -> bool:
+    """Did control cohort `name` come out as fixed before the run (CONTROL_EXPECTS)?"""
+    if not v["decidable"]:
+        return False
+    if name == "null":
+        return bool(not v["improves"] and v["gain_ci_covers_zero"])
+    return bool(v["improves"])
 
 
 def calibrated(v: dict, regimes: dict) -> dict:

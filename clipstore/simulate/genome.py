@@ -105,12 +105,11 @@ def _plant_core(seq, used, slot: Slot, tss: int, strand: str, rng, strong: bool)
             slot.sites.append(site)
 
 
-def _hide(seq: np.ndarray, site: Site, rng) -> None:
-    """Write a breaking base into a planted site (the reference carries it broken) and record
-    the intact base, which a SNP of the cohort restores."""
+def _hide(seq: np.ndarray, site: Site) -> None:
+    """Write the type's breaking base (grammar.hidden_break: the same for every site of the
+    type) into a planted site and record the intact base, which a SNP of the cohort restores."""
     m = grammar.MOTIFS[site.name]
-    motif_seq = site.seq if site.strand == "+" else revcomp(site.seq)
-    i, alt = grammar.breaking_snp(m, motif_seq, rng)
+    i, alt = grammar.hidden_break(m)
     pos = site.start + i if site.strand == "+" else site.start + len(m) - 1 - i
     broken = alt if site.strand == "+" else revcomp(alt)
     site.restore = (pos, site.seq[pos - site.start])
@@ -128,7 +127,7 @@ def _plant_activators(seq, used, slot: Slot, lo: int, hi: int, n: int, rng,
                 site = _make_site(name, "+" if rng.random() < 0.5 else "-", s, rng)
                 _plant(seq, used, site)
                 if name in hidden:
-                    _hide(seq, site, rng)
+                    _hide(seq, site)
                 slot.sites.append(site)
                 break
 

@@ -256,3 +256,15 @@ def breaking_snp(motif: Motif, site: str, rng: np.random.Generator) -> tuple[int
     i = int(rng.choice(fixed))
     alts = [b for b in BASES if b not in _IUPAC[motif.consensus[i]]]
     return i, str(rng.choice(alts))
+
+
+def hidden_break(motif: Motif) -> tuple[int, str]:
+    """(offset in site, alt base): the ONE substitution every hidden site of this type carries
+    in the reference — the first fixed position of the consensus, to the first base it does not
+    allow. Why one for all: if each site were broken at a position of its own, the broken sites
+    together would spell out the intact consensus, and a reference-trained network learns the
+    intact motif from them (measured: tiQTL r vs truth 0.726 for both the reference-trained and
+    the personalized network). With one shared break, the intact base at that position occurs
+    in no reference site: only personal genomes show it, with its activity."""
+    i = next(i for i, ch in enumerate(motif.consensus) if len(_IUPAC[ch]) == 1)
+    return i, next(b for b in BASES if b not in _IUPAC[motif.consensus[i]])
