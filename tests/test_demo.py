@@ -293,3 +293,22 @@ def test_main_verdict_is_inconclusive_when_a_control_fails(null_ok, mech_ok, wor
     undecided = calibrated(main | {"text": "UNDECIDED on this run: ...", "decidable": False},
                            regimes)
     assert undecided["text"].startswith("UNDECIDED")
+
+
+@pytest.mark.parametrize("improves, covers, similar, null_ok, mech_ok", [
+    (True, False, True, False, True), (True, False, False, False, True),
+    (False, True, True, True, False), (False, True, False, True, False),
+    (False, False, True, False, False)])
+def test_controls_are_judged_on_the_gain_test(improves, covers, similar, null_ok, mech_ok):
+    """Both controls calibrate the QTL-r gain test: the positive control passes on a gain
+    whether or not cross-locus accuracy is similar (the reference-trained network is expected
+    to be worse on carriers there), the null on no gain with a CI covering 0; an undecidable
+    run passes neither."""
+    from experiment.verdict import control_ok
+
+    v = {"improves": improves, "gain_ci_covers_zero": covers, "similar": similar,
+         "holds": improves and similar, "decidable": True}
+    assert control_ok("null", v) is null_ok
+    assert control_ok("mechanism", v) is mech_ok
+    assert not control_ok("null", v | {"decidable": False})
+    assert not control_ok("mechanism", v | {"decidable": False})

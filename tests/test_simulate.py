@@ -400,6 +400,13 @@ def test_hidden_motifs_are_broken_in_the_reference_and_restored_by_common_snps(t
         occ = grammar.occupancy(eye[[lut.get(c, 4) for c in seq]][None])
         best = max(best, float(occ[("NRF1", False)].max()), float(occ[("NRF1", True)].max()))
     assert best < 0.5, "an intact NRF1 site in the reference"
+    # one shared break (grammar.hidden_break): every restoring SNP turns the same broken base
+    # back, so the broken sites do not spell out the intact consensus between them
+    i, alt = grammar.hidden_break(grammar.MOTIFS["NRF1"])
+    intact = grammar.MOTIFS["NRF1"].consensus[i]
+    comp = dict(zip("ACGT", "TGCA"))
+    pairs = {(r["ref"], r["alt"]) for r in restoring}
+    assert pairs <= {(alt, intact), (comp[alt], comp[intact])}, pairs
     with pytest.raises(ValueError, match="hidden_motifs"):
         simulate(tmp_path / "bad", seed=0, n_loci=24, hidden_motifs=("TATA",))
 

@@ -116,6 +116,25 @@ def _hide(seq: np.ndarray, site: Site) -> None:
     seq[pos] = CODE[broken]
 
 
+def _scrub(seq: np.ndarray, used: np.ndarray, hidden: tuple[str, ...]) -> int:
+    """Break every intact site of a hidden type that the background drew by chance (the
+    type's shared break, at a base no planted site uses), so that the reference carries the
+    type intact nowhere — not even once in a million bases. Returns how many it broke."""
+    eye = np.vstack([np.eye(4, dtype=np.float32), np.zeros((1, 4), np.float32)])
+    occ = grammar.occupancy(eye[seq][None])
+    n = 0
+    for name in hidden:
+        m = grammar.MOTIFS[name]
+        i, alt = grammar.hidden_break(m)
+        for rc in (False, True):
+            for start in np.flatnonzero(occ[(name, rc)][0] > 0.5):
+                pos = int(start) + (len(m) - 1 - i if rc else i)
+                if not used[pos]:
+                    seq[pos] = CODE[revcomp(alt) if rc else alt]
+                    n += 1
+    return n
+
+
 def _plant_activators(seq, used, slot: Slot, lo: int, hi: int, n: int, rng,
                       hidden: tuple[str, ...] = ()) -> None:
     for _ in range(n):
@@ -203,6 +222,8 @@ def make_genome(rng: np.random.Generator, n_loci: int, *, window: int, n_lone: i
             _design_promoter(seq, used, slot, rng, (60, 61), 30, hidden)
             seq = seq[:slot.centre + cut]
             slots.append(slot)
+        if hidden:
+            _scrub(seq, used, hidden)
         seqs[chrom] = seq
     return Genome(seqs, slots, n_runs)
 
