@@ -189,14 +189,14 @@ def locate(qtls: pd.DataFrame, root) -> pd.DataFrame:
 def genotypes_from_store(root, located: pd.DataFrame) -> np.ndarray:
     """(n_qtl, n_individuals) alt dosage from the two-hot sequences; NaN where the individual
     carries neither a clean ref/alt pair (another allele or N)."""
-    seq = layout.sequence(root)
-    n_ind = seq.shape[0]
-    out = np.full((len(located), n_ind), np.nan)
-    for j, (locus, off, r, a) in enumerate(zip(located["locus"], located["offset"],
-                                                located["ref"], located["alt"])):
-        x = np.asarray(seq[:, int(locus), int(off), :], np.int64)     # (n_ind, 4)
-        ra, aa = x[:, BASE_INDEX[r]], x[:, BASE_INDEX[a]]
-        out[j] = np.where(ra + aa == 2, aa, np.nan)
+    out = np.full((len(located), root["individual_id"].shape[0]), np.nan)
+    rows = located.reset_index(drop=True).groupby("locus").indices
+    for locus, seq in layout.iter_loci(root, list(rows)):
+        for j in rows[locus]:
+            r, a = located["ref"].iloc[j], located["alt"].iloc[j]
+            x = np.asarray(seq[:, int(located["offset"].iloc[j]), :], np.int64)  # (n_ind, 4)
+            ra, aa = x[:, BASE_INDEX[r]], x[:, BASE_INDEX[a]]
+            out[j] = np.where(ra + aa == 2, aa, np.nan)
     return out
 
 
@@ -272,13 +272,14 @@ def predicted_tracks(root, loci: np.ndarray, predictor: Predictor, *, masked: bo
     sl = input_slice(store_info(root), int(predictor.input_length))
     i0, L = sl.start, sl.stop - sl.start
     out = {}
-    for locus in np.unique(loci):
-        if masked:
+    if masked:
+        for locus in np.unique(loci):
             x = np.asarray(root["reference"][int(locus), i0:i0 + L, :])[None] * np.uint8(2)
             x = np.repeat(x, root["individual_id"].shape[0], 0)
-        else:
-            x = layout.sequence(root)[:, int(locus), i0:i0 + L]
-        out[int(locus)] = tracks(*predict(predictor, x, batch_size))
+            out[int(locus)] = tracks(*predict(predictor, x, batch_size))
+        return out
+    for locus, seq in layout.iter_loci(root, loci):
+        out[locus] = tracks(*predict(predictor, seq[:, i0:i0 + L], batch_size))
     return out
 
 

@@ -43,7 +43,7 @@ from .evaluate import evaluate_run, mpra_gain
 from .jsonio import Log, _clean, read_json, write_json
 from .plans import PLANS, REGIMES, Plan, plan_runs
 from .report import stage_report, summary_rows
-from .stages import stage_build, stage_simulate, stage_train, suffix
+from .stages import share_wall, simulate_all, stage_build, stage_train, suffix
 from .verdict import CONTROL_EXPECTS, calibrated, control_ok, qtl_gain, verdict
 
 
@@ -80,6 +80,15 @@ def run_demo(out: str | Path = "demo_out", *, plan: str | Plan = "default", seed
     work: dict[str, float] = read_json(tfile) if tfile.exists() else {}
     cpu: dict[str, float] = read_json(cfile) if cfile.exists() else {}
 
+    def record_shares(stage: str, wall: dict[str, float], cpu_total: float) -> None:
+        """Stage work done side by side (processes): each part's share of the wall time,
+        and of the CPU the stage's processes used, in proportion to it."""
+        for name, dt in wall.items():
+            work[f"{stage}/{name}"] = dt
+        cpu.update({f"{stage}/{k}": v for k, v in share_wall(cpu_total, wall).items()})
+        write_json(tfile, work)
+        write_json(cfile, cpu)
+
     def timed(key: str, fresh: bool, fn: Callable, *a, **k):
         t0, c0 = time.perf_counter(), cpu_seconds()
         v = fn(*a, **k)
@@ -90,11 +99,10 @@ def run_demo(out: str | Path = "demo_out", *, plan: str | Plan = "default", seed
             write_json(cfile, cpu)
         return v
 
-    sims, stores = {}, {}
-    for g in REGIMES:
-        sims[g.name] = timed(f"simulate/{g.name}",
-                             not (out / f"sim{suffix(g)}" / "simulated.json").exists(),
-                             stage_simulate, out, plan, g, seed, log)
+    stores = {}
+    c0 = cpu_seconds()
+    sims, simulated = simulate_all(out, plan, REGIMES, seed, log)
+    record_shares("simulate", simulated, cpu_seconds() - c0)
     for g in REGIMES:
         url = out / f"store{suffix(g)}.zarr"
         stores[g.name], rebuilt = timed(f"build/{g.name}", not _complete(url), stage_build,
@@ -110,15 +118,7 @@ def run_demo(out: str | Path = "demo_out", *, plan: str | Plan = "default", seed
     import_tensorflow()
     c0 = cpu_seconds()
     models, trained = stage_train(out, plan, runs, stores, log)
-    for name, dt in trained.items():
-        work[f"train/{name}"] = dt
-    if trained:       # CPU of this call's training, shared out by wall time
-        c = cpu_seconds() - c0
-        tot = sum(trained.values())
-        for name, dt in trained.items():
-            cpu[f"train/{name}"] = c * dt / tot if tot else 0.0
-    write_json(tfile, work)
-    write_json(cfile, cpu)
+    record_shares("train", trained, cpu_seconds() - c0)
     results = {}
     for run in runs:
         results[run.name] = timed(f"evaluate/{run.name}",

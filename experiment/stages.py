@@ -37,6 +37,43 @@ def stage_simulate(out: Path, plan: Plan, regime: Regime, seed: int, log: Log) -
     return info
 
 
+def _timed_simulate(out: Path, plan: Plan, regime: Regime, seed: int, log: Log
+                    ) -> tuple[dict, float]:
+    t0 = time.perf_counter()
+    return stage_simulate(out, plan, regime, seed, log), time.perf_counter() - t0
+
+
+def simulate_all(out: Path, plan: Plan, regimes, seed: int, log: Log
+                 ) -> tuple[dict[str, dict], dict[str, float]]:
+    """Every regime's cohort, the missing ones simulated side by side (one process each, as
+    many as there are cores, at most plan.train_workers): (regime -> simulated.json's content,
+    regime -> its share of this call's wall seconds). Why: each simulation runs on one core."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    done = {g.name: read_json(out / f"sim{suffix(g)}" / "simulated.json") for g in regimes
+            if (out / f"sim{suffix(g)}" / "simulated.json").exists()}
+    for name in done:
+        log(f"simulate {name}: done already")
+    todo = [g for g in regimes if g.name not in done]
+    if not todo:
+        return done, {}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max(1, min(plan.train_workers, len(todo))),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {g.name: pool.submit(_timed_simulate, out, plan, g, seed, log) for g in todo}
+        results = {name: f.result() for name, f in futures.items()}
+    sims = done | {name: r[0] for name, r in results.items()}
+    return sims, share_wall(time.perf_counter() - t0, {n: r[1] for n, r in results.items()})
+
+
+def share_wall(wall: float, parts: dict[str, float]) -> dict[str, float]:
+    """`wall` seconds shared out in proportion to each part's own seconds: work done side by
+    side still adds up to the stage's wall time."""
+    total = sum(parts.values())
+    return {k: wall * v / total for k, v in parts.items()} if total else {}
+
+
 def stage_build(out: Path, sim: dict, plan: Plan, regime: Regime, log: Log) -> tuple[str, bool]:
     """Build (or resume) a regime's store: (url, whether an unreadable old store was
     replaced)."""
@@ -194,5 +231,4 @@ def stage_train(out: Path, plan: Plan, runs: list[Run], stores: dict[str, str], 
         finally:
             for w in watchers:
                 w.__exit__(None, None, None)
-    wall, total = time.perf_counter() - t_stage, sum(spent.values())
-    return models, {k: wall * v / total for k, v in spent.items()} if total else {}
+    return models, share_wall(time.perf_counter() - t_stage, spent)
