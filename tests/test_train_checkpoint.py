@@ -3,6 +3,7 @@ out (`--fresh`), a save cut between its two renames is finished, a missing check
 training starts from epoch 0. (The kill -9 bit-for-bit trial is in test_train.py.)"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,6 +13,8 @@ import pytest
 
 from clipstore.errors import InputError
 from tests._train_helpers import learnable_store, tiny_config
+from trainer import checkpoint
+from trainer.config import TrainConfig
 
 pytest.importorskip("tensorflow")
 
@@ -158,3 +161,16 @@ def test_refolded_store_refuses_the_old_checkpoint(lstore, tmp_path):
         train(_cfg(str(store), out, max_epochs=2))
     assert "--fresh" in e.value.message() and "state.json" in e.value.message()
     assert train(_cfg(str(store), out, max_epochs=2), fresh=True).resumed_from == 0
+
+
+def test_a_model_dict_with_tuples_resumes_after_its_json_round_trip():
+    """state.json stores the config as JSON, where tuples come back as lists; the demo's plans
+    give the model as a dict with tuples, and a rerun must resume, not be refused."""
+    cfg = TrainConfig(store="s.zarr", output="o",
+                      model={"conv_filters": (32, 64), "filters": 32, "n_dilated": 0})
+    saved = json.loads(json.dumps(cfg.to_dict()))
+    checkpoint.check_same_run(saved, cfg, "o")                      # no error
+    other = dataclasses.replace(cfg, model={"conv_filters": (16, 64), "filters": 32,
+                                            "n_dilated": 0})
+    with pytest.raises(InputError, match="different configuration"):
+        checkpoint.check_same_run(saved, other, "o")

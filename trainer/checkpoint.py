@@ -56,7 +56,7 @@ def discard(run: RunDir) -> None:
 
 def check_same_run(saved: dict, cfg: TrainConfig, where: str) -> None:
     """Refuse to resume a folder trained with another configuration (RESUMABLE keys aside)."""
-    now = cfg.to_dict()
+    now = json.loads(json.dumps(cfg.to_dict()))    # as saved: tuples read back as lists
     # keys added to TrainConfig after the run started count as their defaults
     saved = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)
                 if f.default is not dataclasses.MISSING}, **saved}
