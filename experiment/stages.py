@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .jsonio import Log, read_json, write_json
@@ -37,6 +38,26 @@ def stage_simulate(out: Path, plan: Plan, regime: Regime, seed: int, log: Log) -
     return info
 
 
+@contextmanager
+def processes(n: int, initializer=None, initargs: tuple = ()):
+    """A pool of `n` fresh (spawned) processes: TensorFlow's threads do not survive a fork.
+    A worker that dies (a script without a main guard, memory) is named as such."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from clipstore.errors import InputError
+    try:
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=initializer, initargs=initargs) as pool:
+            yield pool
+    except BrokenProcessPool as e:
+        raise InputError(f"a worker process of the demo died ({e})",
+                         hint="each worker re-runs the main script: from a script, call "
+                              "run_demo under `if __name__ == \"__main__\":`; if memory ran "
+                              "out, use a plan with train_workers=1") from e
+
+
 def _timed_simulate(out: Path, plan: Plan, regime: Regime, seed: int, log: Log
                     ) -> tuple[dict, float]:
     t0 = time.perf_counter()
@@ -48,9 +69,6 @@ def simulate_all(out: Path, plan: Plan, regimes, seed: int, log: Log
     """Every regime's cohort, the missing ones simulated side by side (one process each, as
     many as there are cores, at most plan.train_workers): (regime -> simulated.json's content,
     regime -> its share of this call's wall seconds). Why: each simulation runs on one core."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     done = {g.name: read_json(out / f"sim{suffix(g)}" / "simulated.json") for g in regimes
             if (out / f"sim{suffix(g)}" / "simulated.json").exists()}
     for name in done:
@@ -59,8 +77,7 @@ def simulate_all(out: Path, plan: Plan, regimes, seed: int, log: Log
     if not todo:
         return done, {}
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max(1, min(plan.train_workers, len(todo))),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with processes(max(1, min(plan.train_workers, len(todo)))) as pool:
         futures = {g.name: pool.submit(_timed_simulate, out, plan, g, seed, log) for g in todo}
         results = {name: f.result() for name, f in futures.items()}
     sims = done | {name: r[0] for name, r in results.items()}
@@ -198,9 +215,7 @@ def stage_train(out: Path, plan: Plan, runs: list[Run], stores: dict[str, str], 
     trainings side by side on two cores finish sooner than the same two one after the other
     with two threads each (measured: 1.28x, README "The demo"). A run's seconds are its share
     of the stage's wall time, so the stages still add up to the pipeline's."""
-    import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor
 
     jobs = [(run, seed) for run in runs for seed in run.seeds]
     workers = max(1, min(plan.train_workers, len(jobs)))
@@ -208,8 +223,7 @@ def stage_train(out: Path, plan: Plan, runs: list[Run], stores: dict[str, str], 
     models: dict[str, list[list[str]]] = {run.name: [] for run in runs}
     spent: dict[str, float] = {}
     t_stage = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
+    with processes(workers, _init_worker, (threads,)) as pool:
         watchers, futures = [], []
         for k, (run, seed) in enumerate(jobs, 1):
             label = f"{run.name} seed {seed} [{k}/{len(jobs)}]"
@@ -228,6 +242,10 @@ def stage_train(out: Path, plan: Plan, runs: list[Run], stores: dict[str, str], 
                 m = results[0].metrics
                 log(f"train {w.label}: {len(results)} model(s), {results[0].epochs_run} epochs, "
                     f"best val loss {m.get('best_val_loss', float('nan')):.4f} ({dt:.0f}s)")
+        except BaseException:
+            for f in futures:               # a failed run stops the queue: report it now
+                f.cancel()
+            raise
         finally:
             for w in watchers:
                 w.__exit__(None, None, None)

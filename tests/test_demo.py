@@ -312,3 +312,19 @@ def test_controls_are_judged_on_the_gain_test(improves, covers, similar, null_ok
     assert control_ok("mechanism", v) is mech_ok
     assert not control_ok("null", v | {"decidable": False})
     assert not control_ok("mechanism", v | {"decidable": False})
+
+
+def test_a_worker_that_dies_is_named_with_what_to_do(tmp_path):
+    """The demo's stages run in spawned processes, which re-run the main script: a script
+    without a main guard gets an error that says so, not a bare BrokenProcessPool."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_guard.py"
+    script.write_text("from experiment.stages import processes\n"
+                      "with processes(1) as pool:\n"
+                      "    pool.submit(abs, -1).result()\n")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0
+    assert "worker process of the demo died" in p.stderr and "__main__" in p.stderr
