@@ -61,6 +61,10 @@ def collect(folders: list[Path]) -> dict:
                                    for s, v in by.items()}
     out["mechanism_regime_holds"] = {s: v["regimes"]["mechanism"]["holds"]
                                      for s, v in by.items()}
+    # what calibrates the verdict (experiment.verdict.CONTROL_EXPECTS): each control's gain test
+    for name in ("null", "mechanism"):
+        out[f"{name}_control_as_expected"] = {s: v["regimes"][name]["as_expected"]
+                                              for s, v in by.items()}
     first = next(iter(runs.values()), None)
     out["machine"] = first["machine"] if first else ""
     out["date"] = max((r["date"] for r in runs.values()), default="")

@@ -250,6 +250,7 @@ def test_record_writes_only_measured_runs(quick_demo, tmp_path):
     assert list(rec["verdict_by_seed"]) == ["0"]
     assert rec["verdict_by_seed"]["0"] == res["verdict"]["text"]
     assert rec["null_control_holds"]["0"] is res["regimes"]["null"]["verdict"]["holds"]
+    assert rec["mechanism_control_as_expected"]["0"] is res["regimes"]["mechanism"]["as_expected"]
     assert rec["minutes_pipeline"]["0"] == pytest.approx(res["wall_seconds"] / 60)
     text = readme.read_text()
     assert "STALE-BLOCK" not in text and "null_personalized" in text and "never_ran" in text
