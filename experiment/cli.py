@@ -16,7 +16,7 @@ from .report import mpra_line, regime_lines, table_text
 @click.option("--train-seed", type=int, default=None,
               help="Another set of training seeds (same cohorts): does the verdict depend on "
                    "them?")
-@click.option("--quick", is_flag=True, help="Tiny smoke run (~1.5 min): plumbing, not science.")
+@click.option("--quick", is_flag=True, help="Tiny smoke run (~2 min): plumbing, not science.")
 @click.option("--full", is_flag=True,
               help="Paper-sized schedule: 9-fold ensembles x 3 seeds, 5 draws per n, "
                    "CLIPNET-sized model (for a machine with a GPU; hours).")
