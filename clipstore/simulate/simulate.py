@@ -70,16 +70,19 @@ class SimParams:
                                       # genome, genotypes, depths and noise draws stay the same
                                       # and the truth tables state every effect as 0
     hidden_motifs: tuple[str, ...] = ()  # activator types the reference never carries intact:
-                                      # each planted site of these types is written with one
-                                      # breaking base, and a common SNP restores it. What the
+                                      # each planted site of these types is written with the
+                                      # type's one breaking base (grammar.hidden_break), chance
+                                      # intact sites in the background are broken too, and a
+                                      # common SNP restores each planted one. What the
                                       # reference alone cannot teach (the paper's mechanism);
                                       # () = every motif type is intact in the reference
     hidden_restored: float = 1.0      # share of the hidden sites a common SNP restores; the
                                       # rest stay broken in every haplotype (decoys), so the
                                       # broken site in the reference does not tell which loci
-                                      # gain activity in some people. Measured: with every site
-                                      # restorable (1.0) a reference-trained model learns the
-                                      # hidden effect as well as a personalized one (README)
+                                      # gain activity in some people. Measured when each site
+                                      # had a break of its own (now one shared break,
+                                      # grammar.hidden_break): at 0.25 it starved the
+                                      # personalized network too (README "The demo")
 
     def part(self, cls):
         """The subset of these parameters that one stage's dataclass (`cls`) takes."""
