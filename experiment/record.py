@@ -92,7 +92,7 @@ def readme_block(rec: dict, results: dict[int, dict]) -> str:
         cpu = res.get("cpu_seconds")
         lines += [f"**Training seeds set {seed}** (`clipstore demo --train-seed {seed}`, plan "
                   f"`{res['plan']['name']}`, {res['machine']}, {res['date'][:10]}): "
-                  f"{res['wall_seconds'] / 60:.1f} min wall on a shared machine"
+                  f"{res['wall_seconds'] / 60:.1f} min wall (README: how loaded the machine was)"
                   + (f", {cpu / 60:.1f} CPU-min" if cpu else "") + ".", "",
                   "| " + " | ".join(h for _, h in COLUMNS) + " |",
                   "|" + "|".join("---" for _ in COLUMNS) + "|"]
